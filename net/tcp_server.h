@@ -4,14 +4,16 @@
 // Inbound memory: a connection reads into reference-counted chunks charged to
 // one MemoryBudget shared by all connections; a frame's payload is a Slice of
 // its chunk. A frame's length is checked against max_frame_bytes before any
-// buffer for it is allocated; a frame larger than a chunk gets a chunk of its
-// own, charged to the budget; when the budget is exhausted, the connection
+// buffer for it is allocated; a frame larger than a chunk gets a buffer of its
+// own that grows (doubling) with the bytes that actually arrived, never from
+// the declared length alone, charged to the budget; when the budget is exhausted, the connection
 // stops reading until memory is freed (and is closed if it cannot make
 // progress for idle_timeout_ms). A protocol error (bad length, bad CRC)
 // reports OnProtocolError, flushes what the handler queued, and closes that
 // one connection. EMFILE/ENFILE on accept is logged (rate-limited) and the
-// listener keeps accepting. Beyond max_connections, new connections are
-// closed at once.
+// listener keeps accepting (it pauses, without closing, while descriptors
+// are exhausted). Beyond max_connections, new connections are closed at once.
+// Slices of inbound chunks may outlive the server (net/README.md).
 //
 // Output: SendFrame appends to the connection's output buffer; one uv_write is
 // in flight per connection. When queued output passes out_high_water_bytes the
@@ -87,9 +89,12 @@ class TcpServer {
  public:
   TcpServer(EventLoop* loop, ServerOptions options, FrameHandler* handler);
   ~TcpServer();  // Stop() must have been called
-  // Binds and listens (runs on the loop thread; may be called from any thread).
+  // Binds and listens (runs on the loop thread; may be called from any
+  // thread). The loop must be running (CommonErrc::kUnavailable otherwise);
+  // kInvalidArgument for a bad address, kIoError if bind/listen fail.
   Status Start();
-  // Closes the listener and every connection; waits until their handles are closed.
+  // Closes the listener and every connection (without flushing); waits until
+  // their handles are closed and OnClose ran. Not on the loop thread. Idempotent.
   void Stop();
   // The bound port (after Start).
   uint16_t port() const;
