@@ -84,6 +84,8 @@ class NodeClient {
   void Close();
   size_t in_flight() const;
   const HostPort& address() const;
+  // Replies that matched no request in flight (late, after a timeout) and were dropped.
+  uint64_t dropped_replies() const;
 
  private:
   class Impl;
