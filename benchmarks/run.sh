@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# `make bench`: runs every end-to-end benchmark and prints its result lines.
+# Usage: benchmarks/run.sh BUILD_DIR
+set -euo pipefail
+build=${1:-build}
+secs=${BENCH_SECONDS:-5}
+echo "== node_bench (one dlogd logstore; baseline: raw pwrite+fdatasync, same batch size, same disk) =="
+"$build/benchmarks/node_bench" --size 100 --connections 4 --window 256 --seconds "$secs" | grep -v '^ratio_vs_raw_fsync'
+"$build/benchmarks/node_bench" --size 1024 --connections 4 --window 256 --seconds "$secs"

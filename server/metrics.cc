@@ -1,0 +1,134 @@
+#include "server/metrics.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include <exception>
+
+#include "common/histogram.h"
+
+namespace dlog::server {
+namespace {
+
+prometheus::MetricFamily Scalar(const std::string& name, const std::string& help, prometheus::MetricType type,
+                                double value) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  prometheus::ClientMetric m;
+  if (type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+  return f;
+}
+
+// A Histogram recorded in `unit_per_second` units per second (1e6 for µs),
+// exported in seconds (or as plain values when unit_per_second is 0) at fixed bounds.
+prometheus::MetricFamily Hist(const std::string& name, const std::string& help, const Histogram& h,
+                              const std::vector<double>& bounds, double unit_per_second) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = prometheus::MetricType::Histogram;
+  prometheus::ClientMetric m;
+  const double scale = unit_per_second > 0 ? unit_per_second : 1;
+  m.histogram.sample_count = h.Count();
+  m.histogram.sample_sum = static_cast<double>(h.Sum()) / scale;
+  for (double b : bounds) {
+    prometheus::ClientMetric::Bucket bucket;
+    bucket.upper_bound = b;
+    bucket.cumulative_count = h.CountAtMost(static_cast<uint64_t>(b * scale));
+    m.histogram.bucket.push_back(bucket);
+  }
+  prometheus::ClientMetric::Bucket inf;
+  inf.upper_bound = std::numeric_limits<double>::infinity();
+  inf.cumulative_count = h.Count();
+  m.histogram.bucket.push_back(inf);
+  f.metric.push_back(std::move(m));
+  return f;
+}
+
+class NodeProbeCollector : public prometheus::Collectable {
+ public:
+  explicit NodeProbeCollector(const node::NodeProbe* p) : p_(p) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using T = prometheus::MetricType;
+    auto v = [](const auto& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+    const std::vector<double> lat = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                     0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+    const std::vector<double> entries = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+    const std::vector<double> bytes = {1024, 4096, 16384, 65536, 262144, 1048576, 4194304};
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(Scalar("dlog_node_adds_total", "Entries added and acknowledged", T::Counter, v(p_->adds_total)));
+    out.push_back(Scalar("dlog_node_add_bytes_total", "Payload bytes of acknowledged adds", T::Counter,
+                         v(p_->add_bytes_total)));
+    out.push_back(Scalar("dlog_node_reads_total", "Entry reads answered", T::Counter, v(p_->reads_total)));
+    out.push_back(Scalar("dlog_node_read_bytes_total", "Payload bytes returned by reads", T::Counter,
+                         v(p_->read_bytes_total)));
+    out.push_back(Scalar("dlog_node_cache_hits_total", "Reads served from the tail cache", T::Counter,
+                         v(p_->cache_hits_total)));
+    out.push_back(Scalar("dlog_node_cache_misses_total", "Reads that went to disk", T::Counter,
+                         v(p_->cache_misses_total)));
+    out.push_back(Scalar("dlog_node_fences_total", "Fencing reads received", T::Counter, v(p_->fences_total)));
+    out.push_back(Scalar("dlog_node_rejected_too_many_requests_total", "Requests refused because a queue was full",
+                         T::Counter, v(p_->rejected_too_many_total)));
+    out.push_back(Scalar("dlog_node_rejected_fenced_total", "Adds refused because the segment is fenced", T::Counter,
+                         v(p_->rejected_fenced_total)));
+    out.push_back(Scalar("dlog_node_bad_requests_total", "Malformed requests and protocol errors", T::Counter,
+                         v(p_->bad_requests_total)));
+    out.push_back(Scalar("dlog_node_journal_batches_total", "Journal write+fdatasync batches", T::Counter,
+                         v(p_->journal_batches_total)));
+    out.push_back(Scalar("dlog_node_journal_written_bytes_total", "Bytes written to the journal", T::Counter,
+                         v(p_->journal_bytes_total)));
+    out.push_back(Scalar("dlog_node_journal_fsync_errors_total", "Failed journal writes or fdatasyncs", T::Counter,
+                         v(p_->journal_fsync_errors_total)));
+    out.push_back(Scalar("dlog_node_connections_total", "Connections accepted", T::Counter, v(p_->connections_total)));
+    out.push_back(Scalar("dlog_node_connections", "Open connections", T::Gauge, v(p_->connections_open)));
+    out.push_back(Scalar("dlog_node_healthy", "1 while the journal accepts writes, 0 after a write/fsync error",
+                         T::Gauge, v(p_->healthy)));
+    out.push_back(Scalar("dlog_node_journal_queue_bytes", "Bytes waiting for the journal writer", T::Gauge,
+                         v(p_->journal_queue_bytes)));
+    out.push_back(Hist("dlog_node_add_latency_seconds", "Add request arrival to reply", p_->add_latency_us, lat, 1e6));
+    out.push_back(Hist("dlog_node_fsync_latency_seconds", "Journal fdatasync duration", p_->fsync_latency_us, lat, 1e6));
+    out.push_back(Hist("dlog_node_journal_batch_entries", "Records per journal batch", p_->journal_batch_entries,
+                       entries, 0));
+    out.push_back(Hist("dlog_node_journal_batch_bytes", "Bytes per journal batch", p_->journal_batch_bytes, bytes, 0));
+    return out;
+  }
+
+ private:
+  const node::NodeProbe* p_;
+};
+
+}  // namespace
+
+MetricsServer::MetricsServer() : registry_(std::make_shared<prometheus::Registry>()) {}
+MetricsServer::~MetricsServer() = default;
+
+Status MetricsServer::Start(const HostPort& listen) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(listen.ToString(), /*num_threads=*/1);
+  } catch (const std::exception& e) {
+    return Status::Error(CommonErrc::kUnavailable, "cannot serve metrics on " + listen.ToString() + ": " + e.what());
+  }
+  exposer_->RegisterCollectable(registry_);
+  for (const auto& c : keep_) exposer_->RegisterCollectable(c);
+  auto ports = exposer_->GetListeningPorts();
+  port_ = ports.empty() ? 0 : static_cast<uint16_t>(ports[0]);
+  return Status::OK();
+}
+
+void MetricsServer::AddNodeProbe(const node::NodeProbe* probe) {
+  auto c = std::make_shared<NodeProbeCollector>(probe);
+  if (exposer_) exposer_->RegisterCollectable(c);
+  keep_.push_back(std::move(c));
+}
+
+}  // namespace dlog::server
