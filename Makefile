@@ -1,6 +1,7 @@
 # The project's commands. On a fresh Debian 12 machine (as root):
 #   make run    install what is missing, build (release), run the main job
 #   make test   install what is missing, build, run every test label CI runs
+#               (and the unit + integration tests again under ASan+UBSan)
 #   make bench  build and run the end-to-end benchmarks, printing their result lines
 SHELL := /bin/bash
 JOBS ?= 2
@@ -13,7 +14,7 @@ METRICS ?= 127.0.0.1:9464
 TEST_LABELS ?= unit|integration|fault|fuzz
 ASAN_LABELS ?= unit|integration
 
-.PHONY: deps build build-release run test test-asan bench format clean
+.PHONY: deps build build-release run test test-release test-asan bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -35,12 +36,15 @@ run: build-release
 	  exec ./build-release/server/dlogd logstore --data-dir $(RUN_DIR) --listen $(LISTEN) \
 	    --metrics-listen $(METRICS) $$fmt
 
-test: build
+# Every label CI runs, then the unit and integration tests again under ASan+UBSan.
+test: test-release test-asan
+
+test-release: build
 	cd $(BUILD) && ctest -L '$(TEST_LABELS)' --output-on-failure -j 1
 
 test-asan: deps
 	@[ -f build-asan/build.ninja ] || cmake -S . -B build-asan $(CMAKE_COMMON) \
-	    -DCMAKE_BUILD_TYPE=Debug -DDLOG_SANITIZE=ON -DDLOG_FUZZ=OFF
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDLOG_SANITIZE=ON -DDLOG_FUZZ=OFF
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && DLOG_TEST_TIME_SCALE=3 ctest -L '$(ASAN_LABELS)' --output-on-failure -j 1
 

@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 #include "protocol/node_errors.h"
 
 namespace dlog::node {
@@ -22,7 +23,10 @@ void Indexer::Start() {
     running_ = true;
   }
   last_flush_ms_ = MonoMillis();
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("dlog-indexer");
+    Loop();
+  });
 }
 
 void Indexer::Submit(JournalBatch* batch) {

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 #include "protocol/node_errors.h"
 
 namespace dlog::node {
@@ -33,7 +34,10 @@ class Preallocator {
   }
 
   void Start() {
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      SetThreadName("dlog-prealloc");
+      Loop();
+    });
   }
 
   void Stop() {
@@ -143,7 +147,10 @@ Status Journal::Start() {
   }
   DLOG_INFO << "journal: writing " << file_->path();
   prealloc_->Start();
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::thread([this] {
+    SetThreadName("dlog-journal");
+    WriterLoop();
+  });
   return Status::OK();
 }
 
@@ -256,8 +263,29 @@ void Journal::WriterLoop() {
   }
 }
 
+namespace {
+// Payloads at least this big are written from their own buffer, not copied.
+constexpr size_t kCopyThreshold = 64 * 1024;
+}  // namespace
+
+void Journal::Stage(const void* p, size_t n) {
+  const size_t off = staging_.size();
+  staging_.Append(p, n);
+  if (!pieces_.empty() && pieces_.back().ptr == nullptr && pieces_.back().off + pieces_.back().len == off) {
+    pieces_.back().len += n;
+  } else {
+    pieces_.push_back({nullptr, off, n});
+  }
+}
+
 Status Journal::WriteAndSync(File* f, uint64_t offset, bool* synced) {
   *synced = false;
+  iov_.clear();
+  for (const Piece& p : pieces_) {
+    iov_.push_back({const_cast<uint8_t*>(p.ptr != nullptr ? p.ptr : staging_.data() + p.off), p.len});
+  }
+  pieces_.clear();
+  staging_.Clear();
   if (iov_.empty()) return Status::OK();
   DLOG_RETURN_IF_ERROR(f->PWritev(offset, iov_.data(), static_cast<int>(iov_.size())));
   const int64_t t0 = MonoMicros();
@@ -273,8 +301,8 @@ Status Journal::WriteAndSync(File* f, uint64_t offset, bool* synced) {
 
 Status Journal::WriteBatch(JournalBatch* b) {
   const size_t n = b->records.size();
-  arena_.resize(n * kRecordHeaderSize);
-  iov_.clear();
+  pieces_.clear();
+  staging_.Clear();
   uint64_t part_start = offset_;
   uint64_t bytes = 0;
   bool synced = false;
@@ -285,7 +313,6 @@ Status Journal::WriteBatch(JournalBatch* b) {
     if (offset_ + fp > opt_.file_bytes) {
       // Finish this file (durably) before the first byte goes to the next.
       DLOG_RETURN_IF_ERROR(WriteAndSync(file_.get(), part_start, &synced));
-      iov_.clear();
       uint64_t id = 0;
       auto next = prealloc_->TakeNext(&id);
       if (!next.ok()) return next.status().WithContext("journal needs a new file");
@@ -301,13 +328,17 @@ Status Journal::WriteBatch(JournalBatch* b) {
     }
     r.header.version = kRecordVersion;
     r.header.payload_len = static_cast<uint32_t>(r.payload.size());
-    uint8_t* h = arena_.data() + i * kRecordHeaderSize;
+    uint8_t h[kRecordHeaderSize];
     EncodeHeader(r.header, h);
     r.pos = JournalPos{file_id_, offset_};
     r.length = static_cast<uint32_t>(len);
-    iov_.push_back({h, kRecordHeaderSize});
-    if (!r.payload.empty()) iov_.push_back({const_cast<uint8_t*>(r.payload.data()), r.payload.size()});
-    if (fp > len) iov_.push_back({const_cast<uint8_t*>(kPadding), static_cast<size_t>(fp - len)});
+    Stage(h, kRecordHeaderSize);
+    if (r.payload.size() >= kCopyThreshold) {
+      pieces_.push_back({r.payload.data(), 0, r.payload.size()});
+    } else if (!r.payload.empty()) {
+      Stage(r.payload.data(), r.payload.size());
+    }
+    if (fp > len) Stage(kPadding, static_cast<size_t>(fp - len));
     offset_ += fp;
     bytes += fp;
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/crc32c.h"
+#include "common/thread_name.h"
 #include "logstore/node/journal_format.h"
 
 namespace dlog::node {
@@ -72,7 +73,10 @@ Status ReadEntryRecord(JournalFileCache* files, const EntryLocation& loc, uint64
 }
 
 ReaderPool::ReaderPool(int threads, uint64_t max_queue, Executor exec) : max_queue_(max_queue), exec_(std::move(exec)) {
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] {
+    SetThreadName("dlog-reader");
+    Loop();
+  });
 }
 
 ReaderPool::~ReaderPool() {

@@ -231,7 +231,6 @@ void NodeService::HandleRead(const net::ConnectionPtr& conn, const proto::NodeRe
   Pending* p = Acquire(conn, req.request_id(), Kind::kRead);
   p->segment = SegmentId(q.segment_id());
   p->entry = EntryId(q.entry_id());
-  if (q.fence()) probe_->fences_total.fetch_add(1, std::memory_order_relaxed);
   if (q.long_poll_timeout_ms() > 0 && !q.fence()) {
     SegmentState s = store_->GetSegment(p->segment);
     if (s.exists && s.lac < p->entry && long_poll_count_ < options_.max_long_poll_waiters) {
@@ -328,14 +327,9 @@ void NodeService::SendPending(Pending* p) {
       auto* r = response_.mutable_add_entry();
       r->set_segment_id(p->segment.value());
       r->set_entry_id(p->entry.value());
+      // Rejections (FENCED, TOO_MANY_REQUESTS, BAD_REQUEST) are counted by the store.
       if (p->status.ok()) {
         probe_->add_latency_us.Record(static_cast<uint64_t>((MonoNanos() - p->start_ns) / 1000));
-      } else if (p->status.Is(NodeErrc::kTooManyRequests)) {
-        probe_->rejected_too_many_total.fetch_add(1, std::memory_order_relaxed);
-      } else if (p->status.Is(NodeErrc::kFenced)) {
-        probe_->rejected_fenced_total.fetch_add(1, std::memory_order_relaxed);
-      } else if (p->status.Is(NodeErrc::kBadRequest)) {
-        probe_->bad_requests_total.fetch_add(1, std::memory_order_relaxed);
       }
       break;
     }
@@ -351,10 +345,7 @@ void NodeService::SendPending(Pending* p) {
         r->set_payload_crc32c(p->read.payload_crc32c);
         payload = p->read.payload.view();
       }
-      if (p->status.Is(NodeErrc::kTooManyRequests)) {
-        probe_->rejected_too_many_total.fetch_add(1, std::memory_order_relaxed);
-      }
-      break;
+      break;  // TOO_MANY_REQUESTS is counted by the store (fences too)
     }
     case Kind::kDelete:
       response_.mutable_delete_segments()->set_deleted(p->deleted);

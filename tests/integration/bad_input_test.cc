@@ -26,19 +26,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int Connect(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+int Connect(uint16_t port) { return ConnectLoopback(port); }
 
 bool SendAll(int fd, const std::string& bytes) {
   size_t off = 0;

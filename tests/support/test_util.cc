@@ -90,16 +90,23 @@ std::string DlogdPath() {
   return DLOGD_PATH;
 }
 
-std::string HttpGet(uint16_t port, const std::string& path) {
+int ConnectLoopback(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
+  return fd;
+}
+
+std::string HttpGet(uint16_t port, const std::string& path) {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
   std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     close(fd);

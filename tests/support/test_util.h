@@ -115,6 +115,9 @@ class LogstoreNode {
 
 std::string DlogdPath();
 
+// A blocking TCP connection to 127.0.0.1:port; the fd, or -1.
+int ConnectLoopback(uint16_t port);
+
 // A plain HTTP/1.0 GET on 127.0.0.1:port; the whole response (headers and body), or "".
 std::string HttpGet(uint16_t port, const std::string& path);
 
