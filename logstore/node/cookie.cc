@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/crc32c.h"
+#include "logstore/node/journal_format.h"
 
 namespace dlog::node {
 
@@ -17,12 +18,16 @@ std::string Cookie::Describe() const {
 Cookie NewCookie(const std::string& node_id, const std::string& cluster_id) {
   std::random_device rd;
   std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(MonoNanos()));
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64 "%016" PRIx64, rng(), rng());
+  auto random_hex = [&rng] {
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%016" PRIx64 "%016" PRIx64, rng(), rng());
+    return std::string(buf);
+  };
   Cookie c;
   c.node_id = node_id;
   c.cluster_id = cluster_id;
-  c.instance_id = buf;
+  c.instance_id = random_hex();
+  c.journal_salt = random_hex();
   c.format_time_ms = WallMillis();
   return c;
 }
@@ -32,6 +37,7 @@ std::string EncodeCookie(const Cookie& c) {
   body += "node_id=" + c.node_id + "\n";
   body += "cluster_id=" + c.cluster_id + "\n";
   body += "instance_id=" + c.instance_id + "\n";
+  body += "journal_salt=" + c.journal_salt + "\n";
   body += "format_time_ms=" + std::to_string(c.format_time_ms) + "\n";
   char crc[32];
   std::snprintf(crc, sizeof(crc), "crc32c=%08x\n", crc32c::Value(body.data(), body.size()));
@@ -61,7 +67,7 @@ Result<Cookie> DecodeCookie(const std::string& text) {
                              std::to_string(kCookieVersion) + "); was the dir formatted by a newer dlog?");
   }
   Cookie c;
-  bool has_node = false, has_cluster = false, has_instance = false;
+  bool has_node = false, has_cluster = false, has_instance = false, has_salt = false;
   while (std::getline(in, line)) {
     const size_t eq = line.find('=');
     if (eq == std::string::npos) return Status::Error(CommonErrc::kCorruption, "cookie line without '='");
@@ -75,12 +81,15 @@ Result<Cookie> DecodeCookie(const std::string& text) {
     } else if (key == "instance_id") {
       c.instance_id = value;
       has_instance = true;
+    } else if (key == "journal_salt") {
+      c.journal_salt = value;
+      has_salt = true;
     } else if (key == "format_time_ms") {
       c.format_time_ms = std::strtoll(value.c_str(), nullptr, 10);
     }  // unknown keys of the same version are ignored
   }
-  if (!has_node || !has_cluster || !has_instance) {
-    return Status::Error(CommonErrc::kCorruption, "cookie lacks node_id, cluster_id or instance_id");
+  if (!has_node || !has_cluster || !has_instance || !has_salt) {
+    return Status::Error(CommonErrc::kCorruption, "cookie lacks node_id, cluster_id, instance_id or journal_salt");
   }
   return c;
 }
@@ -107,6 +116,11 @@ Result<Cookie> ReadCookieFile(Env* env, const std::string& path) {
   auto c = DecodeCookie(text);
   if (!c.ok()) return c.status().WithContext(path);
   return c;
+}
+
+Result<uint32_t> ReadJournalSeed(Env* env, const std::string& data_dir, uint64_t file_id) {
+  DLOG_ASSIGN_OR_RETURN(Cookie c, ReadCookieFile(env, JoinPath(data_dir, kCookieFileName)));
+  return JournalSeed(c.journal_salt, file_id);
 }
 
 }  // namespace dlog::node

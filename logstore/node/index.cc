@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "common/buffer.h"
+#include "common/failpoint.h"
 #include "common/logging.h"
 
 namespace dlog::node {
@@ -13,6 +14,8 @@ namespace {
 const char kVersionKey[] = "V";
 const char kCookieKey[] = "C";
 const char kPositionKey[] = "P";
+const char kLostRegionKey[] = "L";
+constexpr size_t kLostRegionMaxText = 4096;
 constexpr char kEntryPrefix = 'E';
 constexpr char kSegmentPrefix = 'S';
 constexpr char kFilePrefix = 'F';
@@ -83,6 +86,7 @@ Status Index::Close(bool flush) {
 }
 
 Status Index::Write(rocksdb::WriteBatch* batch) {
+  if (DLOG_FAILPOINT("index.write")) return Status::Error(CommonErrc::kIoError, "index write: failpoint index.write");
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
   return FromRocks(db_->Write(wo, batch), "index write");
@@ -234,6 +238,9 @@ Status IndexBuilder::Load() {
   } else if (!s.IsNotFound()) {
     return FromRocks(s, "index get position");
   }
+  s = db->Get(rocksdb::ReadOptions(), kLostRegionKey, &lost_region_);
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "index get lost region");
+  if (s.IsNotFound()) lost_region_.clear();
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(std::string(1, kSegmentPrefix)); it->Valid() && it->key()[0] == kSegmentPrefix; it->Next()) {
     if (it->key().size() != 9) return Status::Error(CommonErrc::kCorruption, "bad index segment key");
@@ -318,6 +325,16 @@ void IndexBuilder::Apply(const RecordHeader& h, const uint8_t* payload, JournalP
 
 void IndexBuilder::MarkDamaged(uint64_t segment) {
   Touch(segment).damaged = true;
+  ++pending_;
+}
+
+void IndexBuilder::MarkLostRegion(const std::string& what) {
+  if (lost_region_.size() < kLostRegionMaxText) {
+    lost_region_ += (lost_region_.empty() ? "" : "; ") + what;
+    if (lost_region_.size() > kLostRegionMaxText) lost_region_.resize(kLostRegionMaxText);
+  }
+  if (lost_region_.empty()) lost_region_ = "lost a journal region";
+  batch_->Put(kLostRegionKey, lost_region_);
   ++pending_;
 }
 

@@ -10,6 +10,8 @@
 //   "E" seg:be64 entry:be64          -> u64 file, u64 offset, u32 record length
 //   "S" seg:be64                     -> u8 version, u8 flags, i64 lac, i64 last entry
 //   "F" file:be64 seg:be64           -> "" (segment has records in that journal file)
+//   "L"                              -> text: the node lost a journal region of unknown
+//                                       content (absent only if it never did)
 //
 // Index: the RocksDB handle and key codec (thread-safe, as RocksDB is).
 // IndexBuilder: the in-memory mirror of what is indexed (segment states,
@@ -112,6 +114,11 @@ class IndexBuilder {
   void Apply(const RecordHeader& h, const uint8_t* payload, JournalPos pos, uint32_t length);
   // Marks a segment damaged (creating its state if unknown).
   void MarkDamaged(uint64_t segment);
+  // Records (with the next Commit, for good) that a journal region of unknown
+  // content was lost; `what` says where. Adds to an earlier record.
+  void MarkLostRegion(const std::string& what);
+  // Empty unless a lost region was ever recorded.
+  const std::string& lost_region() const { return lost_region_; }
   // Writes the pending batch with position `end`. Clears the batch.
   Status Commit(JournalPos end);
   bool HasPending() const;
@@ -139,6 +146,7 @@ class IndexBuilder {
   std::vector<uint64_t> dirty_;
   std::map<uint64_t, std::set<uint64_t>> file_segments_;
   bool deleted_since_ = false;
+  std::string lost_region_;
   std::vector<uint64_t> scratch_;
 };
 

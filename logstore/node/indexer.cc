@@ -227,8 +227,9 @@ Status Indexer::FlushAndCollect() {
   }
   uint64_t removed = 0;
   for (uint64_t f : garbage) {
-    host_->OnJournalFileRemoved(f);
+    host_->OnJournalFileRemoving(f);
     Status rs = opt_.env->RemoveFile(JoinPath(opt_.journal_dir, JournalFileName(f)));
+    host_->OnJournalFileRemoved(f);
     if (rs.ok()) {
       ++removed;
     } else if (!rs.Is(CommonErrc::kNotFound)) {

@@ -40,7 +40,9 @@ class IndexerHost {
   // The batch will not be indexed (crash stop or index failure).
   virtual void OnBatchDropped(JournalBatch* batch, const Status& why) = 0;
   virtual void OnIndexFailed(const Status& error) = 0;
-  // A journal file is about to be removed by GC.
+  // GC is about to remove a journal file (Removing), and has tried to (Removed,
+  // called whether or not the unlink succeeded).
+  virtual void OnJournalFileRemoving(uint64_t file) = 0;
   virtual void OnJournalFileRemoved(uint64_t file) = 0;
 };
 

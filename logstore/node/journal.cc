@@ -139,6 +139,7 @@ Status Journal::Start() {
   if (!f.ok()) return f.status().WithContext("creating the first journal file");
   file_ = std::move(f).value();
   file_id_ = id;
+  seed_ = JournalSeed(opt_.journal_salt, id);
   offset_ = 0;
   {
     MutexLock l(&mu_);
@@ -318,6 +319,7 @@ Status Journal::WriteBatch(JournalBatch* b) {
       if (!next.ok()) return next.status().WithContext("journal needs a new file");
       file_ = std::move(next).value();
       file_id_ = id;
+      seed_ = JournalSeed(opt_.journal_salt, id);
       offset_ = 0;
       part_start = 0;
       {
@@ -329,7 +331,7 @@ Status Journal::WriteBatch(JournalBatch* b) {
     r.header.version = kRecordVersion;
     r.header.payload_len = static_cast<uint32_t>(r.payload.size());
     uint8_t h[kRecordHeaderSize];
-    EncodeHeader(r.header, h);
+    EncodeHeader(r.header, seed_, h);
     r.pos = JournalPos{file_id_, offset_};
     r.length = static_cast<uint32_t>(len);
     Stage(h, kRecordHeaderSize);

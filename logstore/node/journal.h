@@ -91,6 +91,7 @@ struct JournalOptions {
   uint64_t queue_max_records = 65536;
   int batches_in_flight = 4;
   uint64_t first_file_id = 1;  // the fresh file Start() creates; ids above it follow
+  std::string journal_salt;     // the cookie's: salts every header CRC (JournalSeed)
   Env* env = nullptr;
   NodeProbe* probe = nullptr;
 };
@@ -160,6 +161,7 @@ class Journal {
   // Writer thread only.
   std::unique_ptr<File> file_;
   uint64_t file_id_ = 0;
+  uint32_t seed_ = 0;  // JournalSeed of file_id_
   uint64_t offset_ = 0;
   uint64_t seq_ = 0;
   // The batch being built: small records (headers, payloads below

@@ -9,7 +9,13 @@
 
 namespace dlog::node {
 
-void EncodeHeader(const RecordHeader& h, uint8_t* out) {
+uint32_t JournalSeed(const std::string& journal_salt, uint64_t file_id) {
+  uint8_t id[8];
+  PutLe<uint64_t>(id, file_id);
+  return crc32c::Extend(crc32c::Value(journal_salt.data(), journal_salt.size()), id, sizeof(id));
+}
+
+void EncodeHeader(const RecordHeader& h, uint32_t seed, uint8_t* out) {
   PutLe<uint32_t>(out + 0, kRecordMagic);
   PutLe<uint16_t>(out + 4, h.version);
   PutLe<uint16_t>(out + 6, static_cast<uint16_t>(h.type));
@@ -19,7 +25,7 @@ void EncodeHeader(const RecordHeader& h, uint8_t* out) {
   PutLe<uint32_t>(out + 32, h.payload_len);
   PutLe<uint32_t>(out + 36, h.payload_crc);
   PutLe<uint32_t>(out + 40, h.flags);
-  PutLe<uint32_t>(out + 44, crc32c::Value(out, 44));
+  PutLe<uint32_t>(out + 44, crc32c::Extend(seed, out, 44));
 }
 
 const char* RecordErrorName(RecordError e) {
@@ -46,7 +52,7 @@ const char* RecordErrorName(RecordError e) {
   return "?";
 }
 
-RecordError DecodeHeader(const uint8_t* p, size_t avail, uint64_t left_in_file, RecordHeader* out) {
+RecordError DecodeHeader(const uint8_t* p, size_t avail, uint64_t left_in_file, uint32_t seed, RecordHeader* out) {
   if (avail < kRecordHeaderSize || left_in_file < kRecordHeaderSize) {
     // A short tail that is all zeros is still the end of data.
     const size_t n = avail < left_in_file ? avail : static_cast<size_t>(left_in_file);
@@ -61,7 +67,7 @@ RecordError DecodeHeader(const uint8_t* p, size_t avail, uint64_t left_in_file, 
     }
     return RecordError::kZero;
   }
-  if (GetLe<uint32_t>(p + 44) != crc32c::Value(p, 44)) return RecordError::kBadHeaderCrc;
+  if (GetLe<uint32_t>(p + 44) != crc32c::Extend(seed, p, 44)) return RecordError::kBadHeaderCrc;
   RecordHeader h;
   h.version = GetLe<uint16_t>(p + 4);
   if (h.version != kRecordVersion) return RecordError::kUnknownVersion;
@@ -75,6 +81,7 @@ RecordError DecodeHeader(const uint8_t* p, size_t avail, uint64_t left_in_file, 
   h.payload_crc = GetLe<uint32_t>(p + 36);
   h.flags = GetLe<uint32_t>(p + 40);
   if (h.payload_len > kMaxRecordPayload || kRecordHeaderSize + uint64_t{h.payload_len} > left_in_file) {
+    *out = h;
     return RecordError::kPastEnd;
   }
   *out = h;
@@ -85,9 +92,9 @@ RecordError CheckPayload(const RecordHeader& h, const uint8_t* payload) {
   return crc32c::Value(payload, h.payload_len) == h.payload_crc ? RecordError::kOk : RecordError::kBadPayloadCrc;
 }
 
-RecordError DecodeRecord(const uint8_t* p, size_t n, RecordHeader* out) {
+RecordError DecodeRecord(const uint8_t* p, size_t n, uint32_t seed, RecordHeader* out) {
   RecordHeader h;
-  RecordError e = DecodeHeader(p, n, n, &h);
+  RecordError e = DecodeHeader(p, n, n, seed, &h);
   if (e != RecordError::kOk) return e;
   e = CheckPayload(h, p + kRecordHeaderSize);
   if (e != RecordError::kOk) return e;

@@ -14,7 +14,13 @@
 //    32   4  payload length
 //    36   4  payload CRC32C   (ENTRY: the writer's CRC, verified on arrival)
 //    40   4  flags            bit 0: recovery add
-//    44   4  header CRC32C    over bytes 0..43
+//    44   4  header CRC32C    crc32c::Extend(seed, bytes 0..43)
+//
+// The header CRC is salted with a per-file seed (JournalSeed: CRC32C over the
+// node's random instance id and the file id), which clients cannot know: a
+// record-shaped run of bytes inside an entry payload, or a record copied from
+// another file or node, never validates, so the forward scan replay does after
+// a bad record cannot be made to apply it.
 //
 // Pure functions, no I/O; thread-safe.
 #pragma once
@@ -55,8 +61,14 @@ inline constexpr uint64_t AlignRecord(uint64_t n) { return (n + kRecordAlign - 1
 // Bytes a record with `payload_len` bytes of payload takes in a file.
 inline constexpr uint64_t RecordFootprint(uint64_t payload_len) { return AlignRecord(kRecordHeaderSize + payload_len); }
 
-// Writes the 48-byte header (header CRC included) to `out`.
-void EncodeHeader(const RecordHeader& h, uint8_t* out);
+// The header-CRC seed of journal file `file_id` of the node whose cookie has
+// `journal_salt` (cookie.h): CRC32C over the salt's bytes followed by the
+// file id as a little-endian u64. The salt is random per data dir and never
+// leaves the node, so a client cannot seal a record a replay would accept.
+uint32_t JournalSeed(const std::string& journal_salt, uint64_t file_id);
+
+// Writes the 48-byte header (header CRC, salted with `seed`, included) to `out`.
+void EncodeHeader(const RecordHeader& h, uint32_t seed, uint8_t* out);
 
 enum class RecordError {
   kOk = 0,
@@ -73,13 +85,15 @@ const char* RecordErrorName(RecordError e);
 
 // Checks and decodes a header from `avail` bytes at `p` (avail may be more
 // than 48; `left_in_file` is the number of file bytes from the header's start
-// to the end of the file, used for the kPastEnd check).
-RecordError DecodeHeader(const uint8_t* p, size_t avail, uint64_t left_in_file, RecordHeader* out);
+// to the end of the file, used for the kPastEnd check). `seed` is the file's
+// JournalSeed; a header sealed with another seed is kBadHeaderCrc. `out` is
+// set on kOk and on kPastEnd (the header checks, only its length does not fit).
+RecordError DecodeHeader(const uint8_t* p, size_t avail, uint64_t left_in_file, uint32_t seed, RecordHeader* out);
 // Checks a payload against the header's payload CRC.
 RecordError CheckPayload(const RecordHeader& h, const uint8_t* payload);
 // Header + payload check of a whole record in memory (`n` bytes from the
 // record start to the end of the file or buffer).
-RecordError DecodeRecord(const uint8_t* p, size_t n, RecordHeader* out);
+RecordError DecodeRecord(const uint8_t* p, size_t n, uint32_t seed, RecordHeader* out);
 
 // DELETE payload: a list of little-endian u64 segment ids.
 std::string EncodeDeletePayload(const std::vector<uint64_t>& segments);

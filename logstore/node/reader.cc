@@ -9,21 +9,31 @@
 namespace dlog::node {
 
 Result<std::shared_ptr<File>> JournalFileCache::Get(uint64_t id) {
+  uint64_t removals;
   {
     MutexLock l(&mu_);
     auto it = files_.find(id);
     if (it != files_.end()) return it->second;
+    if (removing_.contains(id)) {
+      return Status::Error(CommonErrc::kNotFound, "journal file " + std::to_string(id) + " is being removed by GC");
+    }
+    removals = removals_;
   }
   DLOG_ASSIGN_OR_RETURN(auto f, env_->OpenFile(JoinPath(dir_, JournalFileName(id)), OpenMode::kRead));
   std::shared_ptr<File> shared(std::move(f));
+  if (after_open_for_test_) after_open_for_test_(id);
   MutexLock l(&mu_);
+  // A removal began or ended while the file was being opened: this may be a
+  // handle to an unlinked file. Serve this one read with it, never cache it.
+  if (removing_.contains(id) || removals_ != removals) return shared;
   auto [it, inserted] = files_.emplace(id, shared);
   return it->second;
 }
 
-void JournalFileCache::Evict(uint64_t id) {
+void JournalFileCache::BeginRemove(uint64_t id) {
   std::shared_ptr<File> f;  // closed outside the lock
   MutexLock l(&mu_);
+  removing_.insert(id);
   auto it = files_.find(id);
   if (it != files_.end()) {
     f = std::move(it->second);
@@ -31,11 +41,29 @@ void JournalFileCache::Evict(uint64_t id) {
   }
 }
 
+void JournalFileCache::EndRemove(uint64_t id) {
+  MutexLock l(&mu_);
+  removing_.erase(id);
+  ++removals_;
+}
+
+void JournalFileCache::Evict(uint64_t id) {
+  BeginRemove(id);
+  EndRemove(id);
+}
+
 void JournalFileCache::Clear() {
   std::map<uint64_t, std::shared_ptr<File>> old;
   MutexLock l(&mu_);
   old.swap(files_);
 }
+
+bool JournalFileCache::CachedForTest(uint64_t id) {
+  MutexLock l(&mu_);
+  return files_.contains(id);
+}
+
+uint32_t JournalFileCache::Seed(uint64_t id) const { return JournalSeed(journal_salt_, id); }
 
 Status ReadEntryRecord(JournalFileCache* files, const EntryLocation& loc, uint64_t segment, int64_t entry,
                        Slice* payload, uint32_t* payload_crc) {
@@ -53,7 +81,7 @@ Status ReadEntryRecord(JournalFileCache* files, const EntryLocation& loc, uint64
   DLOG_RETURN_IF_ERROR(f->PRead(loc.offset, loc.length, chunk->data(), &got));
   if (got != loc.length) return Status::Error(CommonErrc::kCorruption, "short read of " + where());
   RecordHeader h;
-  RecordError e = DecodeHeader(chunk->data(), loc.length, loc.length, &h);
+  RecordError e = DecodeHeader(chunk->data(), loc.length, loc.length, files->Seed(loc.file), &h);
   if (e == RecordError::kOk && h.type != RecordType::kEntry) e = RecordError::kBadType;
   if (e != RecordError::kOk) {
     return Status::Error(CommonErrc::kCorruption, std::string(RecordErrorName(e)) + " at " + where());

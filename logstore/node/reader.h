@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,19 +26,40 @@
 
 namespace dlog::node {
 
+// Open journal files for reading, and the instance id that salts their
+// header CRCs. GC removes a file in two steps around its unlink:
+// BeginRemove(id) (drops the cached handle; from now on the file is never
+// cached again) and EndRemove(id) after the unlink. A Get that opened the file
+// before the unlink and finishes after it sees the removal (the id is being
+// removed, or the removal generation moved) and hands its handle to that one
+// read without caching it, so a removed file's disk space is freed as soon as
+// that read is done, not at restart.
 class JournalFileCache {
  public:
-  JournalFileCache(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
-  // Opens (once) journal file `id` for reading.
+  JournalFileCache(Env* env, std::string dir, std::string journal_salt = {})
+      : env_(env), dir_(std::move(dir)), journal_salt_(std::move(journal_salt)) {}
+  // Opens (once) journal file `id` for reading. kNotFound while `id` is being removed.
   Result<std::shared_ptr<File>> Get(uint64_t id);
+  void BeginRemove(uint64_t id);
+  void EndRemove(uint64_t id);
+  // Same as BeginRemove + EndRemove (for a file removed by others).
   void Evict(uint64_t id);
   void Clear();
+  bool CachedForTest(uint64_t id);
+  // Test hook: runs in Get between opening a file and caching it.
+  void SetAfterOpenHookForTest(std::function<void(uint64_t)> hook) { after_open_for_test_ = std::move(hook); }
+  // The header-CRC seed of file `id` (JournalSeed).
+  uint32_t Seed(uint64_t id) const;
 
  private:
   Env* const env_;
   const std::string dir_;
+  const std::string journal_salt_;
+  std::function<void(uint64_t)> after_open_for_test_;
   Mutex mu_;
   std::map<uint64_t, std::shared_ptr<File>> files_ DLOG_GUARDED_BY(mu_);
+  std::set<uint64_t> removing_ DLOG_GUARDED_BY(mu_);  // only ids between BeginRemove and EndRemove
+  uint64_t removals_ DLOG_GUARDED_BY(mu_) = 0;        // EndRemove calls so far
 };
 
 // Reads the record at `loc` and checks it: magic, version, header CRC, type

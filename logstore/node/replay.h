@@ -10,6 +10,14 @@
 //    from that record, and the affected segments are marked damaged in the
 //    index (the header's segment when only the payload CRC or length is bad;
 //    every segment with records in that file when the header itself is bad).
+//    When the segments of the damaged region cannot all be known — the
+//    header is unreadable, a zeroed region, or the bytes skipped up to the
+//    next valid record are more than the one bad record whose header checked
+//    — the node also records durably (index key "L") that it lost a journal
+//    region of unknown content: from then on it never answers NO_SUCH_ENTRY
+//    or NO_SUCH_SEGMENT (store.h).
+// Header CRCs are salted per file (JournalSeed from the cookie's instance id),
+// so record-shaped bytes inside a payload never pass for a record in the scan.
 // A zero header is the normal end of data in a file, unless a valid record
 // follows in the same file (a zeroed region: corruption). A record of an
 // unknown version (magic and header CRC fine) stops start-up: a newer dlog
@@ -39,9 +47,12 @@ struct ReplayStats {
   uint64_t torn_tails = 0;                 // torn tails cut off
   uint64_t corrupt_records = 0;            // bad records followed by valid ones
   std::vector<uint64_t> damaged_segments;  // segments newly marked damaged
+  std::string lost_region;                 // non-empty: regions of unknown content lost in this replay
 };
 
-// `files`: ids of the journal files in `dir` (any order).
-Result<ReplayStats> ReplayJournal(Env* env, const std::string& dir, std::vector<uint64_t> files, IndexBuilder* builder);
+// `files`: ids of the journal files in `dir` (any order); `journal_salt`: the
+// cookie's, which salts the header CRCs.
+Result<ReplayStats> ReplayJournal(Env* env, const std::string& dir, const std::string& journal_salt,
+                                  std::vector<uint64_t> files, IndexBuilder* builder);
 
 }  // namespace dlog::node

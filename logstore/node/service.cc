@@ -153,11 +153,19 @@ void NodeService::OnFrame(const net::ConnectionPtr& conn, std::string_view heade
       return;
     case proto::NodeRequest::kReadLac: {
       SegmentState s = store_->GetSegment(SegmentId(request_.read_lac().segment_id()));
+      const std::string seg_name = "segment " + std::to_string(request_.read_lac().segment_id());
+      if (s.deleted) {
+        ReplyError(conn, request_.request_id(), Status::Error(NodeErrc::kNoSuchSegment, seg_name + " was deleted"));
+        return;
+      }
       if (!s.exists) {
-        ReplyError(
-            conn, request_.request_id(),
-            Status::Error(NodeErrc::kNoSuchSegment,
-                          "segment " + std::to_string(request_.read_lac().segment_id()) + " is not on this node"));
+        // A node that lost a journal region of unknown content cannot say it never had the segment.
+        ReplyError(conn, request_.request_id(),
+                   s.lost_unknown_region ? Status::Error(NodeErrc::kIoError,
+                                                         "this node lost a journal region of unknown content and "
+                                                         "cannot say " +
+                                                             seg_name + " is missing; read another replica")
+                                         : Status::Error(NodeErrc::kNoSuchSegment, seg_name + " is not on this node"));
         return;
       }
       response_.Clear();
@@ -203,6 +211,7 @@ void NodeService::OnFrame(const net::ConnectionPtr& conn, std::string_view heade
       r->set_segments(info.segments);
       for (uint64_t id : info.damaged_segments) r->add_damaged_segments(id);
       r->set_disk_free_bytes(info.disk_free_bytes);
+      r->set_lost_unknown_region(info.lost_unknown_region);
       conn->SendFrame(response_, {});
       return;
     }

@@ -14,6 +14,11 @@
 //  - After an fsync or write error the journal stops: every queued and later
 //    request fails with NodeErrc::kUnhealthy; nothing after the error is acked.
 //  - Corrupt data (CRC, header mismatch) is never returned: kIoError.
+//  - A node that lost a journal region of unknown content (replay found
+//    corruption whose segments cannot all be known; recorded durably) never
+//    answers kNoSuchEntry, nor kNoSuchSegment for a segment not known to be
+//    deleted: those become kIoError, so readers and recovery go to other
+//    replicas (StoreInfo::lost_unknown_region).
 //
 // Threading: every public method may be called from any thread and never
 // blocks on disk (Open/Close excepted). Callbacks run on the store's internal
@@ -68,6 +73,10 @@ struct SegmentState {
   bool deleted = false;
   EntryId lac = kNoEntry;
   EntryId last_entry = kNoEntry;  // highest entry id durable on this node
+  // The node (not this segment) lost a journal region of unknown content:
+  // that the segment is unknown or an entry absent does not mean it is
+  // missing (set by GetSegment).
+  bool lost_unknown_region = false;
 };
 
 struct ReadResult {
@@ -86,6 +95,12 @@ struct StoreInfo {
   uint64_t journal_files = 0, journal_bytes = 0, segments = 0;
   std::vector<uint64_t> damaged_segments;
   uint64_t disk_free_bytes = 0;
+  // The node lost a journal region of unknown content (corruption whose
+  // segments cannot all be known; durable): it answers IO_ERROR where it
+  // would answer NO_SUCH_ENTRY, or NO_SUCH_SEGMENT for a segment not known
+  // to be deleted. `lost_region` says where.
+  bool lost_unknown_region = false;
+  std::string lost_region;
 };
 
 class Store {

@@ -104,7 +104,7 @@ Status StoreImpl::Init() {
   }
 
   cache_ = std::make_unique<TailCache>(opt_.cache_bytes);
-  files_ = std::make_unique<JournalFileCache>(env_, journal_dir_);
+  files_ = std::make_unique<JournalFileCache>(env_, journal_dir_, cookie_.journal_salt);
   IndexerOptions io;
   io.journal_dir = journal_dir_;
   io.flush_interval_ms = opt_.index_flush_interval_ms;
@@ -119,6 +119,7 @@ Status StoreImpl::Init() {
   jo.queue_max_records = opt_.journal_queue_max_records;
   jo.batches_in_flight = kBatchesInFlight;
   jo.first_file_id = max_id + 1;
+  jo.journal_salt = cookie_.journal_salt;
   jo.env = env_;
   jo.probe = probe_;
   journal_ = std::make_unique<Journal>(jo, static_cast<JournalSink*>(this));
@@ -243,8 +244,14 @@ Status StoreImpl::Replay() {
     uint64_t id;
     if (ParseJournalFileName(n, &id)) files.push_back(id);
   }
-  DLOG_ASSIGN_OR_RETURN(replay_stats_, ReplayJournal(env_, journal_dir_, files, builder_.get()));
-  return index_->Flush();
+  DLOG_ASSIGN_OR_RETURN(replay_stats_, ReplayJournal(env_, journal_dir_, cookie_.journal_salt, files, builder_.get()));
+  DLOG_RETURN_IF_ERROR(index_->Flush());
+  lost_region_ = builder_->lost_region();
+  if (!lost_region_.empty()) {
+    DLOG_ERROR << "store: this node LOST a journal region of unknown content (" << lost_region_
+               << "); it answers IO_ERROR instead of NO_SUCH_ENTRY / NO_SUCH_SEGMENT for good";
+  }
+  return Status::OK();
 }
 
 Status StoreImpl::FlushIndexForTest() {
@@ -317,6 +324,13 @@ Status StoreImpl::Admission() const {
   if (!healthy_) return NodeError(NodeErrc::kUnhealthy, "node is unhealthy: " + unhealthy_reason_);
   if (state_ != State::kRunning) return NodeError(NodeErrc::kUnhealthy, "store is not running");
   return Status::OK();
+}
+
+Status StoreImpl::NotHeld(NodeErrc code, const std::string& msg) const {
+  if (lost_region_.empty()) return NodeError(code, msg);
+  return NodeError(NodeErrc::kIoError,
+                   "this node lost a journal region of unknown content and cannot say the entry is missing (" + msg +
+                       "); read another replica");
 }
 
 SegmentState StoreImpl::ToState(const SegEntry* s) {
@@ -449,7 +463,8 @@ void StoreImpl::OnBatchDropped(JournalBatch* batch, const Status& why) {
   journal_->Recycle(batch);
 }
 
-void StoreImpl::OnJournalFileRemoved(uint64_t file) { files_->Evict(file); }
+void StoreImpl::OnJournalFileRemoving(uint64_t file) { files_->BeginRemove(file); }
+void StoreImpl::OnJournalFileRemoved(uint64_t file) { files_->EndRemove(file); }
 
 // ---------------------------------------------------------------- LAC
 
@@ -478,9 +493,8 @@ Result<EntryId> StoreImpl::WriteLac(SegmentId segment, EntryId lac) {
     MutexLock l(&mu_);
     DLOG_RETURN_IF_ERROR(Admission());
     auto it = segments_.find(seg);
-    if (it == segments_.end() || it->second.deleted) {
-      return NodeError(NodeErrc::kNoSuchSegment, SegName(seg) + (it == segments_.end() ? " unknown" : " was deleted"));
-    }
+    if (it == segments_.end()) return NotHeld(NodeErrc::kNoSuchSegment, SegName(seg) + " unknown");
+    if (it->second.deleted) return NodeError(NodeErrc::kNoSuchSegment, SegName(seg) + " was deleted");
     if (lac.value() > it->second.lac) {
       it->second.lac = lac.value();
       raised = true;
@@ -494,7 +508,9 @@ Result<EntryId> StoreImpl::WriteLac(SegmentId segment, EntryId lac) {
 SegmentState StoreImpl::GetSegment(SegmentId segment) const {
   MutexLock l(&mu_);
   auto it = segments_.find(segment.value());
-  return ToState(it == segments_.end() ? nullptr : &it->second);
+  SegmentState st = ToState(it == segments_.end() ? nullptr : &it->second);
+  st.lost_unknown_region = !lost_region_.empty();
+  return st;
 }
 
 // ---------------------------------------------------------------- reads
@@ -582,14 +598,14 @@ void StoreImpl::SubmitRead(uint64_t seg, int64_t entry, ReadCallback done, bool 
     r.segment = ToState(s);
     if (!r.status.ok()) {
     } else if (s == nullptr) {
-      r.status = NodeError(NodeErrc::kNoSuchSegment, SegName(seg) + " unknown");
+      r.status = NotHeld(NodeErrc::kNoSuchSegment, SegName(seg) + " unknown");
     } else if (s->deleted) {
       r.status = NodeError(NodeErrc::kNoSuchSegment, SegName(seg) + " was deleted");
     } else if (s->damaged) {
       r.status = NodeError(NodeErrc::kIoError, SegName(seg) + " is damaged on this node");
     } else if (entry < 0 || entry > s->last_entry) {
-      r.status = NodeError(NodeErrc::kNoSuchEntry, SegName(seg) + " entry " + std::to_string(entry) +
-                                                       " not held (last entry " + std::to_string(s->last_entry) + ")");
+      r.status = NotHeld(NodeErrc::kNoSuchEntry, SegName(seg) + " entry " + std::to_string(entry) +
+                                                     " not held (last entry " + std::to_string(s->last_entry) + ")");
     }
     durable_seq = durable_seq_;
   }
@@ -634,7 +650,7 @@ void StoreImpl::ExecuteRead(ReadTask& t) {
   if (!loc.ok()) {
     if (loc.status().Is(CommonErrc::kNotFound)) {
       r.status =
-          NodeError(NodeErrc::kNoSuchEntry, SegName(t.segment) + " entry " + std::to_string(t.entry) + " not held");
+          NotHeld(NodeErrc::kNoSuchEntry, SegName(t.segment) + " entry " + std::to_string(t.entry) + " not held");
     } else {
       r.status = NodeError(NodeErrc::kIoError, "index lookup: " + loc.status().ToString());
     }
@@ -722,6 +738,8 @@ StoreInfo StoreImpl::Info() const {
     MutexLock l(&mu_);
     info.healthy = healthy_;
     info.unhealthy_reason = unhealthy_reason_;
+    info.lost_unknown_region = !lost_region_.empty();
+    info.lost_region = lost_region_;
     for (const auto& [id, s] : segments_) {
       if (s.deleted) continue;
       ++info.segments;

@@ -35,6 +35,7 @@
 #include "logstore/node/replay.h"
 #include "logstore/node/store.h"
 #include "logstore/node/tail_cache.h"
+#include "protocol/node_errors.h"
 
 namespace dlog::node {
 
@@ -88,6 +89,7 @@ class StoreImpl final : public Store, private JournalSink, private IndexerHost {
   void OnIndexed(JournalBatch* batch) override;
   void OnBatchDropped(JournalBatch* batch, const Status& why) override;
   void OnIndexFailed(const Status& error) override;
+  void OnJournalFileRemoving(uint64_t file) override;
   void OnJournalFileRemoved(uint64_t file) override;
 
   Status CheckOptions();
@@ -98,6 +100,10 @@ class StoreImpl final : public Store, private JournalSink, private IndexerHost {
   // Non-OK if the store does not take requests now (closed, unhealthy).
   Status Admission() const DLOG_REQUIRES(mu_);
   static SegmentState ToState(const SegEntry* s);
+  // A "not held" answer (kNoSuchEntry, or kNoSuchSegment for a segment not
+  // known to be deleted) — or kIoError if the node lost a journal region of
+  // unknown content, since then it cannot know what it is missing.
+  Status NotHeld(NodeErrc code, const std::string& msg) const;
   // The read path after fencing, shared by plain reads.
   void SubmitRead(uint64_t segment, int64_t entry, ReadCallback done, bool internal);
   void ExecuteRead(ReadTask& task);
@@ -113,6 +119,9 @@ class StoreImpl final : public Store, private JournalSink, private IndexerHost {
   std::string journal_dir_, index_dir_;
   Cookie cookie_;
   ReplayStats replay_stats_;
+  // Non-empty if the node ever lost a journal region of unknown content (the
+  // index's "L" key). Set in Init before any thread starts; constant after.
+  std::string lost_region_;
 
   std::unique_ptr<Index> index_;
   std::unique_ptr<IndexBuilder> builder_;  // until the indexer takes it

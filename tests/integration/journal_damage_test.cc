@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "logstore/node/cookie.h"
 #include "logstore/node/journal_format.h"
 #include "protocol/node_errors.h"
 #include "tests/support/node_fixture.h"
@@ -25,8 +26,10 @@ struct RecordAt {
   node::RecordHeader header;
 };
 
-// Every valid record of the journal, in journal order.
+// Every valid record of the journal, in journal order. Header CRCs are salted
+// per file with the node's instance id (from the data dir's COOKIE).
 std::vector<RecordAt> ScanJournal(const std::string& journal_dir) {
+  const std::string data_dir = fs::path(journal_dir).parent_path().string();
   std::vector<std::pair<uint64_t, std::string>> files;
   for (auto& e : fs::directory_iterator(journal_dir)) {
     uint64_t id;
@@ -37,10 +40,13 @@ std::vector<RecordAt> ScanJournal(const std::string& journal_dir) {
   for (auto& [id, path] : files) {
     std::string data = ReadFile(path);
     const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+    auto seed = node::ReadJournalSeed(node::Env::Posix(), data_dir, id);
+    EXPECT_TRUE(seed.ok()) << seed.status().ToString();
+    if (!seed.ok()) return out;
     uint64_t at = 0;
     while (at + node::kRecordHeaderSize <= data.size()) {
       node::RecordHeader h;
-      if (node::DecodeRecord(p + at, data.size() - at, &h) != node::RecordError::kOk) break;
+      if (node::DecodeRecord(p + at, data.size() - at, *seed, &h) != node::RecordError::kOk) break;
       out.push_back({path, at, h});
       at += node::RecordFootprint(h.payload_len);
     }
@@ -128,6 +134,7 @@ TEST_F(JournalDamageTest, MidJournalCorruptionNamesTheSegmentAndServesTheRest) {
   ASSERT_TRUE(info.ok());
   ASSERT_EQ(info->damaged_segments_size(), 1);
   EXPECT_EQ(info->damaged_segments(0), b.value());
+  EXPECT_FALSE(info->lost_unknown_region()) << "a readable header names the one damaged segment";
   auto bad = h.client().ReadEntrySync(b, EntryId(20));
   EXPECT_TRUE(bad.status().Is(NodeErrc::kIoError)) << bad.status().ToString();
   auto also_bad = h.client().ReadEntrySync(b, EntryId(3));
@@ -138,6 +145,43 @@ TEST_F(JournalDamageTest, MidJournalCorruptionNamesTheSegmentAndServesTheRest) {
       ASSERT_TRUE(r.ok()) << s << "/" << e << ": " << r.status().ToString();
       EXPECT_EQ(r->payload.view(), PayloadFor(s, EntryId(e)));
     }
+  }
+}
+
+// A header flipped in the middle of the journal: the lost record's segment
+// cannot be known, so the node reports a lost region of unknown content and
+// answers IO_ERROR (never NO_SUCH_ENTRY / NO_SUCH_SEGMENT) for what it does
+// not hold, across restarts.
+TEST_F(JournalDamageTest, UnreadableHeaderMidJournalIsALostRegion) {
+  const SegmentId a(1), b(2);
+  Write(a, 20);
+  {
+    NodeClientHarness h(node_->address());
+    ASSERT_TRUE(h.client().AddEntrySync(b, EntryId(0), EntryId(-1), Slice::CopyOf(PayloadFor(b, EntryId(0)))).ok());
+    for (int64_t e = 20; e < 30; ++e) {
+      ASSERT_TRUE(
+          h.client().AddEntrySync(a, EntryId(e), EntryId(e - 1), Slice::CopyOf(PayloadFor(a, EntryId(e)))).ok());
+    }
+  }
+  node_->Kill9();
+  auto records = ScanJournal(node_->data_dir() + "/journal");
+  auto victim =
+      std::find_if(records.begin(), records.end(), [&](const RecordAt& r) { return r.header.segment == b.value(); });
+  ASSERT_NE(victim, records.end());
+  FlipByte(victim->file, victim->offset + 9);  // segment id byte: the header CRC fails
+
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_TRUE(node_->Start(false)) << node_->Stderr();
+    if (run == 0) EXPECT_NE(node_->Stderr().find("unknown content"), std::string::npos) << node_->Stderr();
+    NodeClientHarness h(node_->address());
+    auto info = h.client().NodeInfoSync();
+    ASSERT_TRUE(info.ok());
+    EXPECT_TRUE(info->lost_unknown_region());
+    auto lost = h.client().ReadEntrySync(b, EntryId(0));
+    EXPECT_TRUE(lost.status().Is(NodeErrc::kIoError)) << lost.status().ToString();
+    auto never = h.client().ReadEntrySync(SegmentId(77), EntryId(0));
+    EXPECT_TRUE(never.status().Is(NodeErrc::kIoError)) << never.status().ToString();
+    node_->Kill9();
   }
 }
 

@@ -19,6 +19,12 @@ TEST(CookieCodec, RoundTripAndChecks) {
   Cookie c = NewCookie("node-a", "cluster-x");
   EXPECT_EQ(c.instance_id.size(), 32u);
   EXPECT_NE(NewCookie("node-a", "cluster-x").instance_id, c.instance_id);
+  // The journal salt is random, separate from the reported instance id, and kept in the cookie.
+  EXPECT_EQ(c.journal_salt.size(), 32u);
+  EXPECT_NE(c.journal_salt, c.instance_id);
+  auto back = DecodeCookie(EncodeCookie(c));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->journal_salt, c.journal_salt);
   const std::string text = EncodeCookie(c);
   auto d = DecodeCookie(text);
   ASSERT_TRUE(d.ok()) << d.status().ToString();

@@ -96,6 +96,24 @@ TEST(NodeServiceTest, ProbeCountersAreCountedOnce) {
   EXPECT_EQ(conn->reply(1).code(), ToWireCode(Status::Error(NodeErrc::kFenced, "")));
   EXPECT_EQ(store->probe()->rejected_fenced_total.load(), 1u) << "one FENCED answer counted twice";
 
+  // NodeInfo: nothing lost.
+  proto::NodeRequest info;
+  info.set_request_id(3);
+  info.mutable_node_info();
+  send(info, "");
+  wait_replies(3);
+  EXPECT_EQ(conn->reply(2).code(), ToWireCode(Status::OK()));
+  EXPECT_FALSE(conn->reply(2).node_info().lost_unknown_region());
+
+  // ReadLac on a deleted segment: NO_SUCH_SEGMENT, not its stale state.
+  ASSERT_TRUE(testing::DeleteSync(store.get(), {SegmentId(1)}).ok());
+  proto::NodeRequest lac;
+  lac.set_request_id(4);
+  lac.mutable_read_lac()->set_segment_id(1);
+  send(lac, "");
+  wait_replies(4);
+  EXPECT_EQ(conn->reply(3).code(), ToWireCode(Status::Error(NodeErrc::kNoSuchSegment, "")));
+
   ASSERT_TRUE(store->Close().ok());
   svc.Stop();
   loop.Stop();

@@ -7,8 +7,11 @@
 #include <set>
 #include <thread>
 
+#include "common/failpoint.h"
+#include "logstore/node/cookie.h"
 #include "logstore/node/fault_injection_env.h"
 #include "logstore/node/journal_format.h"
+#include "logstore/node/reader.h"
 #include "store_test_util.h"
 
 namespace dlog::node {
@@ -29,7 +32,16 @@ struct OnDisk {
   std::string path;
   uint64_t offset;
   RecordHeader h;
+  uint32_t seed;  // the file's header-CRC seed
 };
+
+uint32_t SeedOf(const std::string& data_dir, const std::string& journal_path) {
+  uint64_t id = 0;
+  EXPECT_TRUE(ParseJournalFileName(std::filesystem::path(journal_path).filename().string(), &id)) << journal_path;
+  auto seed = ReadJournalSeed(Env::Posix(), data_dir, id);
+  EXPECT_TRUE(seed.ok()) << seed.status().ToString();
+  return seed.ok() ? *seed : 0;
+}
 
 // Every valid record of every journal file, in order.
 std::vector<OnDisk> ScanJournal(const std::string& data_dir) {
@@ -42,11 +54,12 @@ std::vector<OnDisk> ScanJournal(const std::string& data_dir) {
   for (const auto& p : paths) {
     std::ifstream in(p, std::ios::binary);
     std::vector<uint8_t> d((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const uint32_t seed = SeedOf(data_dir, p);
     uint64_t off = 0;
     while (off < d.size()) {
       RecordHeader h;
-      if (DecodeRecord(d.data() + off, d.size() - off, &h) != RecordError::kOk) break;
-      out.push_back({p, off, h});
+      if (DecodeRecord(d.data() + off, d.size() - off, seed, &h) != RecordError::kOk) break;
+      out.push_back({p, off, h, seed});
       off += RecordFootprint(h.payload_len);
     }
   }
@@ -212,7 +225,7 @@ TEST_F(StoreTest, UnknownRecordVersionRefusesToStart) {
   RecordHeader h = recs[1].h;
   h.version = 2;
   uint8_t hdr[kRecordHeaderSize];
-  EncodeHeader(h, hdr);
+  EncodeHeader(h, recs[1].seed, hdr);
   PatchFile(recs[1].path, recs[1].offset, std::string(reinterpret_cast<char*>(hdr), sizeof(hdr)));
   auto r = Store::Open(SmallOptions(dir_.data(), false));
   ASSERT_FALSE(r.ok());
@@ -635,6 +648,226 @@ TEST_F(StoreTest, DeleteSegmentsFreesDiskAndStaysDeleted) {
   ASSERT_TRUE(s);
   EXPECT_TRUE(s->GetSegment(SegmentId(2)).deleted);
   ASSERT_TRUE(s->Close().ok());
+}
+
+// A client's payload that embeds a well-formed DELETE record (sealed as a
+// client could: without the node's secret per-file salt) at an aligned
+// offset, in a record whose header is then corrupted: replay's forward scan
+// must not take the forged record for a real one.
+TEST_F(StoreTest, ForgedRecordInAPayloadIsNeverReplayed) {
+  constexpr uint64_t kVictim = 7, kCarrier = 1;
+  {
+    auto s = Format();
+    ASSERT_TRUE(s);
+    for (int64_t e = 0; e < 5; ++e) ASSERT_TRUE(AddSync(s.get(), kVictim, e, PayloadFor(kVictim, e, 200)).ok());
+    ASSERT_TRUE(s->Close().ok());  // the victim's records stay in an earlier file than the carrier's
+  }
+  // The forged record: DELETE [kVictim], header CRC unsalted (seed 0).
+  const std::string ids = EncodeDeletePayload({kVictim});
+  RecordHeader d;
+  d.type = RecordType::kDelete;
+  d.segment = 0;
+  d.entry = -1;
+  d.lac = -1;
+  d.payload_len = static_cast<uint32_t>(ids.size());
+  d.payload_crc = crc32c::Value(ids.data(), ids.size());
+  std::string forged(kRecordHeaderSize, '\0');
+  EncodeHeader(d, /*seed=*/0, reinterpret_cast<uint8_t*>(forged.data()));
+  forged += ids;
+  // Carrier payload: 16 bytes of filler, then the forged record (at record offset 48 + 16: 8-aligned).
+  const std::string carrier = std::string(16, 'x') + forged + std::string(40, 'y');
+  {
+    auto s = Reopen();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(AddSync(s.get(), kCarrier, 0, carrier).ok());
+    for (int64_t e = 1; e < 10; ++e) ASSERT_TRUE(AddSync(s.get(), kCarrier, e, PayloadFor(kCarrier, e, 100)).ok());
+    s->CrashForTest();
+  }
+  const OnDisk* victim = nullptr;
+  const auto recs = ScanJournal(dir_.data());
+  for (const auto& r : recs) {
+    if (r.h.segment == kCarrier && r.h.entry == 0) victim = &r;
+  }
+  ASSERT_NE(victim, nullptr);
+  FlipByte(victim->path, victim->offset + 9);  // the carrier's header (segment id): unreadable
+  auto s = Reopen();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(Impl(s.get())->replay_stats().corrupt_records, 1u);
+  EXPECT_EQ(Impl(s.get())->replay_stats().deletes, 0u) << "a DELETE forged in a payload was replayed";
+  EXPECT_FALSE(s->GetSegment(SegmentId(kVictim)).deleted);
+  for (int64_t e = 0; e < 5; ++e) ExpectEntry(s.get(), kVictim, e, PayloadFor(kVictim, e, 200));
+  ASSERT_TRUE(s->Close().ok());
+  s = Reopen();
+  ASSERT_TRUE(s);
+  for (int64_t e = 0; e < 5; ++e) ExpectEntry(s.get(), kVictim, e, PayloadFor(kVictim, e, 200));
+  ASSERT_TRUE(s->Close().ok());
+}
+
+// An unreadable header in the middle of the journal: the segments of the lost
+// record cannot be known, so the node must never again say "no such entry"
+// (or "no such segment" for a segment it does not know to be deleted).
+TEST_F(StoreTest, LostUnknownRegionNeverAnswersNoSuchEntry) {
+  {
+    auto s = Format();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(AddSync(s.get(), 2, 0, PayloadFor(2, 0, 300)).ok());
+    ASSERT_TRUE(AddSync(s.get(), 3, 0, PayloadFor(3, 0, 300)).ok());
+    ASSERT_TRUE(s->Close().ok());  // flushed: segment 2 entry 0 is known from the index
+  }
+  {
+    auto s = Reopen();
+    ASSERT_TRUE(s);
+    for (int64_t e = 0; e < 5; ++e) ASSERT_TRUE(AddSync(s.get(), 1, e, PayloadFor(1, e, 300)).ok());
+    ASSERT_TRUE(AddSync(s.get(), 2, 1, PayloadFor(2, 1, 300)).ok());  // segment 2's only record in this file
+    for (int64_t e = 5; e < 10; ++e) ASSERT_TRUE(AddSync(s.get(), 1, e, PayloadFor(1, e, 300)).ok());
+    s->CrashForTest();
+  }
+  const OnDisk* victim = nullptr;
+  const auto recs = ScanJournal(dir_.data());
+  for (const auto& r : recs) {
+    if (r.h.segment == 2 && r.h.entry == 1) victim = &r;
+  }
+  ASSERT_NE(victim, nullptr);
+  FlipByte(victim->path, victim->offset + 9);  // header (segment id) unreadable; valid records follow
+  auto check = [](Store* s) {
+    StoreInfo info = s->Info();
+    EXPECT_TRUE(info.lost_unknown_region);
+    EXPECT_NE(info.lost_region.find("journal file"), std::string::npos) << info.lost_region;
+    // The acknowledged entry whose record was lost: never NO_SUCH_ENTRY.
+    ReadResult r = ReadSync(s, 2, 1);
+    EXPECT_TRUE(r.status.Is(NodeErrc::kIoError)) << r.status.ToString();
+    EXPECT_NE(r.status.message().find("lost a journal region of unknown content"), std::string::npos)
+        << r.status.ToString();
+    // An entry that never existed, on that segment and on others: the node cannot say.
+    EXPECT_TRUE(ReadSync(s, 2, 7).status.Is(NodeErrc::kIoError));
+    EXPECT_TRUE(ReadSync(s, 3, 1).status.Is(NodeErrc::kIoError));
+    // An unknown segment: not NO_SUCH_SEGMENT either.
+    EXPECT_TRUE(ReadSync(s, 99, 0).status.Is(NodeErrc::kIoError));
+    EXPECT_TRUE(s->WriteLac(SegmentId(99), EntryId(0)).status().Is(NodeErrc::kIoError));
+    EXPECT_TRUE(s->GetSegment(SegmentId(99)).lost_unknown_region);
+    // A fencing read of an unknown entry as recovery does it.
+    EXPECT_TRUE(ReadSync(s, 98, 0, /*fence=*/true).status.Is(NodeErrc::kIoError));
+    // What is held is still served.
+    ExpectEntry(s, 2, 0, PayloadFor(2, 0, 300));
+    ExpectEntry(s, 3, 0, PayloadFor(3, 0, 300));
+  };
+  auto s = Reopen();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(Impl(s.get())->replay_stats().corrupt_records, 1u);
+  EXPECT_FALSE(Impl(s.get())->replay_stats().lost_region.empty());
+  check(s.get());
+  // A deleted segment is known to be gone: still NO_SUCH_SEGMENT.
+  ASSERT_TRUE(DeleteSync(s.get(), {SegmentId(3)}).ok());
+  EXPECT_TRUE(ReadSync(s.get(), 3, 0).status.Is(NodeErrc::kNoSuchSegment));
+  s->CrashForTest();
+  // The flag is durable: it survives a crash and a clean restart.
+  s = Reopen();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(Impl(s.get())->replay_stats().corrupt_records, 0u);
+  EXPECT_TRUE(s->Info().lost_unknown_region);
+  EXPECT_TRUE(ReadSync(s.get(), 2, 1).status.Is(NodeErrc::kIoError));
+  EXPECT_TRUE(ReadSync(s.get(), 99, 0).status.Is(NodeErrc::kIoError));
+  ASSERT_TRUE(s->Close().ok());
+  s = Reopen();
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->Info().lost_unknown_region);
+  EXPECT_TRUE(ReadSync(s.get(), 2, 1).status.Is(NodeErrc::kIoError));
+  EXPECT_TRUE(ReadSync(s.get(), 2, 7).status.Is(NodeErrc::kIoError));
+  ExpectEntry(s.get(), 2, 0, PayloadFor(2, 0, 300));
+  ASSERT_TRUE(s->Close().ok());
+}
+
+// Payload corruption with a readable header names its segment: nothing of
+// unknown content is lost, and "no such entry" stays an honest answer.
+TEST_F(StoreTest, PayloadCorruptionIsNotALostRegion) {
+  {
+    auto s = Format();
+    ASSERT_TRUE(s);
+    for (int64_t e = 0; e < 10; ++e) ASSERT_TRUE(AddSync(s.get(), 1, e, PayloadFor(1, e, 300)).ok());
+    ASSERT_TRUE(AddSync(s.get(), 2, 0, PayloadFor(2, 0, 300)).ok());
+    ASSERT_TRUE(AddSync(s.get(), 1, 10, PayloadFor(1, 10, 300)).ok());
+    s->CrashForTest();
+  }
+  for (const auto& r : ScanJournal(dir_.data())) {
+    if (r.h.segment == 2 && r.h.entry == 0) FlipByte(r.path, r.offset + kRecordHeaderSize + 3);
+  }
+  auto s = Reopen();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(Impl(s.get())->replay_stats().corrupt_records, 1u);
+  EXPECT_FALSE(s->Info().lost_unknown_region);
+  EXPECT_EQ(s->Info().damaged_segments, std::vector<uint64_t>{2});
+  EXPECT_TRUE(ReadSync(s.get(), 1, 11).status.Is(NodeErrc::kNoSuchEntry));
+  EXPECT_TRUE(ReadSync(s.get(), 99, 0).status.Is(NodeErrc::kNoSuchSegment));
+  ASSERT_TRUE(s->Close().ok());
+}
+
+// A failed index write stops the node like a failed journal fsync: it turns
+// unhealthy and later adds get UNHEALTHY; what was acknowledged survives.
+TEST_F(StoreTest, IndexWriteErrorMakesTheNodeUnhealthy) {
+  {
+    auto s = Format();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(AddSync(s.get(), 1, 0, "before").ok());
+    ASSERT_TRUE(Impl(s.get())->FlushIndexForTest().ok());
+    failpoint::Arm("index.write", 1);
+    // Acknowledged once durable in the journal; its index write then fails.
+    EXPECT_TRUE(AddSync(s.get(), 1, 1, "journaled").ok());
+    for (int i = 0; i < 500 && s->Info().healthy; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    failpoint::DisarmAll();
+    StoreInfo info = s->Info();
+    EXPECT_FALSE(info.healthy);
+    EXPECT_NE(info.unhealthy_reason.find("index"), std::string::npos) << info.unhealthy_reason;
+    EXPECT_EQ(s->probe()->healthy.load(), 0);
+    EXPECT_TRUE(AddSync(s.get(), 1, 2, "after").Is(NodeErrc::kUnhealthy));
+    EXPECT_TRUE(ReadSync(s.get(), 1, 0).status.Is(NodeErrc::kUnhealthy));
+    EXPECT_TRUE(ReadSync(s.get(), 1, 0, /*fence=*/true).status.Is(NodeErrc::kUnhealthy));
+    s->CrashForTest();
+  }
+  auto s = Reopen();
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->Info().healthy);
+  ExpectEntry(s.get(), 1, 0, "before");
+  ExpectEntry(s.get(), 1, 1, "journaled");
+  EXPECT_TRUE(ReadSync(s.get(), 1, 2).status.Is(NodeErrc::kNoSuchEntry));
+  ASSERT_TRUE(s->Close().ok());
+}
+
+// GC removes a journal file while a reader is between opening it and caching
+// the handle: the handle must not be cached (it would keep the deleted file's
+// disk space until restart).
+TEST(JournalFileCacheTest, AFileRemovedWhileBeingOpenedIsNeverCached) {
+  TempDir dir;
+  const std::string jdir = dir.path() + "/journal";
+  ASSERT_TRUE(Env::Posix()->CreateDir(jdir).ok());
+  for (uint64_t id : {1u, 2u}) {
+    auto f = Env::Posix()->OpenFile(JoinPath(jdir, JournalFileName(id)), OpenMode::kCreateExcl);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    ASSERT_TRUE((*f)->WriteZeros(0, 4096).ok());
+  }
+  JournalFileCache cache(Env::Posix(), jdir, "instance");
+  // GC runs its whole removal of file 1 while Get(1) is between open and cache.
+  cache.SetAfterOpenHookForTest([&](uint64_t id) {
+    if (id != 1) return;
+    cache.BeginRemove(1);
+    ASSERT_TRUE(Env::Posix()->RemoveFile(JoinPath(jdir, JournalFileName(1))).ok());
+    cache.EndRemove(1);
+  });
+  auto f = cache.Get(1);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();  // that one read may use the handle
+  EXPECT_FALSE(cache.CachedForTest(1)) << "a handle to a removed journal file was cached";
+  EXPECT_FALSE(cache.Get(1).ok()) << "the removed file is still served from the cache";
+  // GC begins removing file 2 while Get(2) is between open and cache.
+  cache.SetAfterOpenHookForTest([&](uint64_t id) {
+    if (id == 2) cache.BeginRemove(2);
+  });
+  ASSERT_TRUE(cache.Get(2).ok());
+  EXPECT_FALSE(cache.CachedForTest(2));
+  EXPECT_TRUE(cache.Get(2).status().Is(CommonErrc::kNotFound)) << "a file being removed is not opened";
+  cache.EndRemove(2);
+  // Without a race, files are cached once.
+  cache.SetAfterOpenHookForTest(nullptr);
+  ASSERT_TRUE(cache.Get(2).ok());
+  EXPECT_TRUE(cache.CachedForTest(2));
 }
 
 }  // namespace
