@@ -11,7 +11,10 @@
 #include "logstore/node/store.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "metadata/layout.h"
+#include "metadata/zk_store.h"
 #include "server/metrics.h"
+#include "server/node_registration.h"
 
 namespace dlog::server {
 namespace {
@@ -48,6 +51,11 @@ void AddLogstoreOptions(CLI::App* app, LogstoreFlags* f) {
   app->add_option("--inbound-memory", f->inbound_memory, "Memory budget for all connections' inbound frames")
       ->capture_default_str();
   app->add_option("--index-flush-interval", f->index_flush_interval, "Index checkpoint period")
+      ->capture_default_str();
+  app->add_option("--metadata", f->metadata,
+                  "Metadata store: zk://HOST:PORT[,HOST:PORT...][/dlog]. The node checks its cookie there and "
+                  "registers itself (tree under /dlog/<cluster id>)");
+  app->add_option("--metadata-session-timeout", f->metadata_session_timeout, "ZooKeeper session timeout")
       ->capture_default_str();
 }
 
@@ -139,6 +147,55 @@ int RunLogstore(const LogstoreFlags& f) {
     return fail(st);
   }
 
+  // Metadata: the cookie check and the node's registration, once it serves.
+  net::EventLoop meta_loop("metadata");
+  std::unique_ptr<metadata::ZkStore> meta;
+  std::unique_ptr<NodeRegistration> registration;
+  auto stop_all = [&] {
+    registration.reset();
+    if (meta) meta->CloseSync();
+    meta.reset();
+    meta_loop.Stop();
+    server.Stop();
+    Status closed = (*store)->Close();
+    service.Stop();
+    loop.Stop();
+    return closed;
+  };
+  if (!f.metadata.empty()) {
+    auto connect = ParseZkUrl(f.metadata);
+    auto layout = metadata::Layout::Make(f.cluster_id);
+    auto timeout = ParseDurationMicros(f.metadata_session_timeout);
+    Status bad = !connect.ok() ? connect.status().WithContext("--metadata")
+                 : !layout.ok() ? layout.status().WithContext("--cluster-id")
+                 : !timeout.ok() ? timeout.status().WithContext("--metadata-session-timeout")
+                                 : Status::OK();
+    if (!bad.ok()) {
+      IgnoreError(stop_all());
+      return fail(bad);
+    }
+    meta_loop.Start();
+    metadata::ZkStoreOptions zo;
+    zo.connect = *connect;
+    zo.session_timeout = std::chrono::milliseconds(*timeout / 1000);
+    auto opened = metadata::ZkStore::Open(zo, &meta_loop);
+    if (!opened.ok()) {
+      IgnoreError(stop_all());
+      return fail(opened.status().WithContext("connecting to metadata " + f.metadata));
+    }
+    meta = std::move(opened).value();
+    node::StoreInfo info = (*store)->Info();
+    NodeIdentity id{info.node_id, info.instance_id, info.cluster_id,
+                    listen->host + ":" + std::to_string(server.port()),
+                    metrics_addr == "off" ? "" : metrics_addr};
+    auto reg = NodeRegistration::Start(meta.get(), *layout, id, 2 * meta->SessionTimeout() + std::chrono::seconds(1));
+    if (!reg.ok()) {
+      IgnoreError(stop_all());
+      return fail(reg.status());
+    }
+    registration = std::move(reg).value();
+  }
+
   std::printf("dlogd logstore ready: node=%s listen=%s:%u metrics=%s data=%s\n", node_id.c_str(),
               listen->host.c_str(), server.port(), metrics_addr.c_str(), f.data_dir.c_str());
   std::fflush(stdout);
@@ -146,10 +203,7 @@ int RunLogstore(const LogstoreFlags& f) {
   int sig = 0;
   sigwait(&sigs, &sig);
   DLOG_INFO << "signal " << sig << ": shutting down";
-  server.Stop();
-  Status close = (*store)->Close();
-  service.Stop();
-  loop.Stop();
+  Status close = stop_all();
   if (!close.ok()) return fail(close.WithContext("closing the store"));
   DLOG_INFO << "stopped cleanly";
   return 0;

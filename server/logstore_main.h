@@ -21,6 +21,8 @@ struct LogstoreFlags {
   std::string max_frame_size = "5MiB";
   std::string inbound_memory = "256MiB";
   std::string index_flush_interval = "60s";
+  std::string metadata;  // zk://HOST:PORT[,...][/dlog]; empty: no metadata (a lone node)
+  std::string metadata_session_timeout = "6s";
 };
 
 void AddLogstoreOptions(CLI::App* app, LogstoreFlags* flags);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/clock.h"
+#include "common/failpoint.h"
 #include "common/logging.h"
 #include "protocol/node_errors.h"
 
@@ -237,6 +238,8 @@ void NodeService::HandleAdd(const net::ConnectionPtr& conn, const proto::NodeReq
 
 void NodeService::HandleRead(const net::ConnectionPtr& conn, const proto::NodeRequest& req) {
   const auto& q = req.read_entry();
+  // Test builds: lose a fencing read without a reply (a fence that never arrived).
+  if (q.fence() && DLOG_FAILPOINT("node.drop_fence")) return;
   Pending* p = Acquire(conn, req.request_id(), Kind::kRead);
   p->segment = SegmentId(q.segment_id());
   p->entry = EntryId(q.entry_id());

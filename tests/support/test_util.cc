@@ -227,6 +227,7 @@ Process* LogstoreNode::StartRaw(bool format, long nofile_limit) {
   o.stdout_path = dir_ + "/stdout.log";
   o.stderr_path = dir_ + "/stderr.log";
   o.nofile_limit = nofile_limit;
+  o.env = env_;
   WriteFile(o.stdout_path, "");  // so the ready line found is the new process's
   proc_ = std::make_unique<Process>(o);
   if (!proc_->Start()) return nullptr;

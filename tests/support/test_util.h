@@ -102,6 +102,8 @@ class LogstoreNode {
   std::string Stderr() const;
   std::string Stdout() const;
   int starts() const { return starts_; }
+  // Environment variables added for the next Start (e.g. DLOG_FAILPOINTS).
+  void set_env(std::map<std::string, std::string> env) { env_ = std::move(env); }
 
  private:
   std::string dir_;
@@ -109,6 +111,7 @@ class LogstoreNode {
   uint16_t port_;
   uint16_t metrics_port_ = 0;
   std::vector<std::string> extra_args_;
+  std::map<std::string, std::string> env_;
   std::unique_ptr<Process> proc_;
   int starts_ = 0;
 };
