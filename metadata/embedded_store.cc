@@ -133,25 +133,7 @@ class EmbeddedStore::Impl {
       }
       results.push_back(std::move(r).value());
     }
-    if (!txn.touched.empty()) {
-      rocksdb::WriteBatch batch;
-      for (const std::string& p : txn.touched) {
-        auto it = nodes_.find(p);
-        if (it == nodes_.end()) {
-          batch.Delete(p);
-        } else {
-          batch.Put(p, it->second.rec.SerializeAsString());
-        }
-      }
-      batch.Put(kZxidKey, std::to_string(txn.zxid));
-      rocksdb::Status s = db_->Write(wopts_, &batch);
-      if (!s.ok()) {
-        txn.Undo();
-        return Err(MetaErrc::kIoError, "metadata store write: " + s.ToString());
-      }
-      next_zxid_ = txn.zxid;
-      for (auto& [type, p] : txn.events) Fire(type, p);
-    }
+    if (!txn.touched.empty()) DLOG_RETURN_IF_ERROR(Commit(&txn));
     return results;
   }
 
@@ -330,8 +312,16 @@ class EmbeddedStore::Impl {
     if (doomed.empty()) return Status::OK();
     Txn txn(this, next_zxid_ + 1);
     for (const std::string& p : doomed) RemoveNode(&txn, p);  // ephemerals have no children
+    DLOG_RETURN_IF_ERROR(Commit(&txn));
+    DLOG_INFO << "metadata store " << options_.dir << ": dropped " << doomed.size() << " ephemeral node(s)";
+    return Status::OK();
+  }
+
+  // Writes every node the transaction touched, and the zxid, in one synced
+  // WriteBatch; on success fires its watches, on failure undoes it in memory.
+  Status Commit(Txn* txn) {
     rocksdb::WriteBatch batch;
-    for (const std::string& p : txn.touched) {
+    for (const std::string& p : txn->touched) {
       auto it = nodes_.find(p);
       if (it == nodes_.end()) {
         batch.Delete(p);
@@ -339,15 +329,14 @@ class EmbeddedStore::Impl {
         batch.Put(p, it->second.rec.SerializeAsString());
       }
     }
-    batch.Put(kZxidKey, std::to_string(txn.zxid));
+    batch.Put(kZxidKey, std::to_string(txn->zxid));
     rocksdb::Status s = db_->Write(wopts_, &batch);
     if (!s.ok()) {
-      txn.Undo();
+      txn->Undo();
       return Err(MetaErrc::kIoError, "metadata store write: " + s.ToString());
     }
-    next_zxid_ = txn.zxid;
-    for (auto& [type, p] : txn.events) Fire(type, p);
-    DLOG_INFO << "metadata store " << options_.dir << ": dropped " << doomed.size() << " ephemeral node(s)";
+    next_zxid_ = txn->zxid;
+    for (auto& [type, p] : txn->events) Fire(type, p);
     return Status::OK();
   }
 
