@@ -7,3 +7,5 @@ secs=${BENCH_SECONDS:-5}
 echo "== node_bench (one dlogd logstore; baseline: raw pwrite+fdatasync, same batch size, same disk) =="
 "$build/benchmarks/node_bench" --size 100 --connections 4 --window 256 --seconds "$secs" | grep -v '^ratio_vs_raw_fsync'
 "$build/benchmarks/node_bench" --size 1024 --connections 4 --window 256 --seconds "$secs"
+echo "== segment_bench (replicated E=3,Qw=3,Qa=2 vs E=Qw=Qa=1 on the same nodes, loopback) =="
+"$build/benchmarks/segment_bench" --window 1000 --seconds "$secs"

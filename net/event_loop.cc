@@ -1,5 +1,8 @@
 #include "net/event_loop.h"
 
+#include <csignal>
+#include <mutex>
+
 #include <pthread.h>
 
 #include <utility>
@@ -24,6 +27,12 @@ EventLoop::~EventLoop() {
 
 void EventLoop::Start() {
   DLOG_CHECK(!started_ && !stopped_) << "EventLoop " << name_ << " started twice";
+  // libuv writes to sockets with write(2)/writev(2), which raise SIGPIPE when
+  // the peer is gone (a node killed mid-request); its default action would kill
+  // the whole process. Every process that runs a loop ignores it, once; the
+  // write then fails with EPIPE and the connection is closed as lost.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
   started_ = true;
   running_.store(true);
   thread_ = std::thread([this] {

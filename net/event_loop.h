@@ -9,6 +9,9 @@
 // before Start() run once the loop starts. A task posted after Stop() has
 // finished is dropped (TryPost reports it).
 //
+// Start() sets SIGPIPE to ignored for the whole process (once): socket writes
+// to a vanished peer must fail with EPIPE, not kill the process.
+//
 // The task queue is not bounded here: every producer of tasks is itself
 // bounded upstream (connection windows, journal queue admission), which is
 // where back-pressure is applied.
