@@ -45,19 +45,43 @@ void Timer::Stop() {
 
 bool Timer::active() const { return uv_is_active(reinterpret_cast<const uv_handle_t*>(&h_->timer)) != 0; }
 
+namespace {
+
+// A one-shot timer that frees itself after firing. It is registered with the
+// loop as a Resource so that a loop stopping with the timer still pending
+// closes and frees it (and the callback's captures) instead of leaking them.
+struct OneShot final : net::EventLoop::Resource {
+  net::EventLoop* loop;
+  uv_timer_t timer;
+  std::function<void()> fn;
+
+  void OnLoopStop() override {
+    fn = nullptr;
+    Close();
+  }
+  void Close() {
+    loop->RemoveResource(this);
+    uv_timer_stop(&timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), [](uv_handle_t* x) { delete static_cast<OneShot*>(x->data); });
+  }
+};
+
+}  // namespace
+
 void AfterMs(net::EventLoop* loop, uint64_t ms, std::function<void()> fn) {
-  auto* h = new Timer::Handle;
-  // Timer::Handle is private; AfterMs is a friend in spirit: same file.
+  auto* h = new OneShot;
+  h->loop = loop;
   int rc = uv_timer_init(loop->uv(), &h->timer);
   DLOG_CHECK(rc == 0) << "uv_timer_init: " << uv_strerror(rc);
   h->timer.data = h;
   h->fn = std::move(fn);
+  loop->AddResource(h);
   uv_timer_start(
       &h->timer,
       [](uv_timer_t* t) {
-        auto* hh = static_cast<Timer::Handle*>(t->data);
+        auto* hh = static_cast<OneShot*>(t->data);
         std::function<void()> f = std::move(hh->fn);
-        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* x) { delete static_cast<Timer::Handle*>(x->data); });
+        hh->Close();
         if (f) f();
       },
       ms, 0);
