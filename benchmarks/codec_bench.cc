@@ -38,8 +38,8 @@ void BM_EncodeAddFrame(benchmark::State& state) {
     uint8_t* p = out.Reserve(protocol::kFramePrefixBytes + hlen + payload.size());
     req.SerializeWithCachedSizesToArray(p + protocol::kFramePrefixBytes);
     std::memcpy(p + protocol::kFramePrefixBytes + hlen, payload.data(), payload.size());
-    protocol::EncodeFramePrefix(
-        p, std::string_view(reinterpret_cast<char*>(p + protocol::kFramePrefixBytes), hlen), payload);
+    protocol::EncodeFramePrefix(p, std::string_view(reinterpret_cast<char*>(p + protocol::kFramePrefixBytes), hlen),
+                                payload);
     out.Commit(protocol::kFramePrefixBytes + hlen + payload.size());
     benchmark::DoNotOptimize(out.data());
   }

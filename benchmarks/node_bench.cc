@@ -42,11 +42,16 @@ Flags ParseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--connections") f.connections = std::atoi(v.c_str());
-    else if (k == "--window") f.window = std::atoi(v.c_str());
-    else if (k == "--size") f.size = static_cast<size_t>(std::atoll(v.c_str()));
-    else if (k == "--seconds") f.seconds = std::atof(v.c_str());
-    else if (k == "--dir") f.dir = v;
+    if (k == "--connections")
+      f.connections = std::atoi(v.c_str());
+    else if (k == "--window")
+      f.window = std::atoi(v.c_str());
+    else if (k == "--size")
+      f.size = static_cast<size_t>(std::atoll(v.c_str()));
+    else if (k == "--seconds")
+      f.seconds = std::atof(v.c_str());
+    else if (k == "--dir")
+      f.dir = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       std::exit(2);
@@ -218,4 +223,3 @@ int main(int argc, char** argv) {
   std::printf("ratio_vs_raw_fsync=%.2f\n", ratio);
   return 0;
 }
-

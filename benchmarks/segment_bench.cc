@@ -57,8 +57,8 @@ RunResult Run(SegmentCluster& c, WriterConfig cfg, size_t size, int window, doub
   r.p50 = h.Percentile(0.5);
   r.p99 = h.Percentile(0.99);
   r.p999 = h.Percentile(0.999);
-  std::printf("segment_add E=%d Qw=%d Qa=%d size=%zu window=%d: %.0f entries/s %.1f MB/s p50=%" PRIu64
-              "us p99=%" PRIu64 "us p99.9=%" PRIu64 "us\n",
+  std::printf("segment_add E=%d Qw=%d Qa=%d size=%zu window=%d: %.0f entries/s %.1f MB/s p50=%" PRIu64 "us p99=%" PRIu64
+              "us p99.9=%" PRIu64 "us\n",
               cfg.ensemble_size, cfg.write_quorum, cfg.ack_quorum, size, window, r.eps, r.mbps, r.p50, r.p99, r.p999);
   std::fflush(stdout);
   return r;
@@ -74,8 +74,10 @@ int main(int argc, char** argv) {
   std::vector<size_t> sizes = {100, 1024};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--window") window = std::atoi(v.c_str());
-    else if (k == "--seconds") seconds = std::atof(v.c_str());
+    if (k == "--window")
+      window = std::atoi(v.c_str());
+    else if (k == "--seconds")
+      seconds = std::atof(v.c_str());
     else if (k == "--sizes") {
       sizes.clear();
       size_t pos = 0;

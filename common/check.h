@@ -24,6 +24,7 @@ struct Voidify {
 
 }  // namespace dlog::internal
 
-#define DLOG_CHECK(cond)                \
-  (__builtin_expect(!!(cond), 1)) ? (void)0 \
-                                  : ::dlog::internal::Voidify() & ::dlog::internal::CheckFailure(__FILE__, __LINE__, #cond).stream()
+#define DLOG_CHECK(cond)          \
+  (__builtin_expect(!!(cond), 1)) \
+      ? (void)0                   \
+      : ::dlog::internal::Voidify() & ::dlog::internal::CheckFailure(__FILE__, __LINE__, #cond).stream()

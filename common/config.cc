@@ -40,14 +40,22 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   uint64_t v;
   if (!ParseUint(num, &v)) return Bad("not a byte size", text);
   uint64_t mult;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB" || unit == "K" || unit == "k") mult = 1ull << 10;
-  else if (unit == "MiB" || unit == "M") mult = 1ull << 20;
-  else if (unit == "GiB" || unit == "G") mult = 1ull << 30;
-  else if (unit == "KB") mult = 1000;
-  else if (unit == "MB") mult = 1000 * 1000;
-  else if (unit == "GB") mult = 1000 * 1000 * 1000;
-  else return Bad("unknown byte-size unit (use B, KiB, MiB, GiB, KB, MB, GB)", text);
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB" || unit == "K" || unit == "k")
+    mult = 1ull << 10;
+  else if (unit == "MiB" || unit == "M")
+    mult = 1ull << 20;
+  else if (unit == "GiB" || unit == "G")
+    mult = 1ull << 30;
+  else if (unit == "KB")
+    mult = 1000;
+  else if (unit == "MB")
+    mult = 1000 * 1000;
+  else if (unit == "GB")
+    mult = 1000 * 1000 * 1000;
+  else
+    return Bad("unknown byte-size unit (use B, KiB, MiB, GiB, KB, MB, GB)", text);
   if (v != 0 && mult > UINT64_MAX / v) return Bad("byte size overflows", text);
   return v * mult;
 }
@@ -58,11 +66,16 @@ Result<int64_t> ParseDurationMicros(std::string_view text) {
   uint64_t v;
   if (!ParseUint(num, &v)) return Bad("not a duration", text);
   uint64_t mult;
-  if (unit == "us") mult = 1;
-  else if (unit.empty() || unit == "ms") mult = 1000;
-  else if (unit == "s") mult = 1000 * 1000;
-  else if (unit == "m" || unit == "min") mult = 60ull * 1000 * 1000;
-  else return Bad("unknown duration unit (use us, ms, s, m)", text);
+  if (unit == "us")
+    mult = 1;
+  else if (unit.empty() || unit == "ms")
+    mult = 1000;
+  else if (unit == "s")
+    mult = 1000 * 1000;
+  else if (unit == "m" || unit == "min")
+    mult = 60ull * 1000 * 1000;
+  else
+    return Bad("unknown duration unit (use us, ms, s, m)", text);
   if (v != 0 && mult > static_cast<uint64_t>(INT64_MAX) / v) return Bad("duration overflows", text);
   return static_cast<int64_t>(v * mult);
 }

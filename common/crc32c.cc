@@ -30,8 +30,8 @@ uint32_t ExtendPortable(uint32_t crc, const uint8_t* p, size_t n) {
     std::memcpy(&v, p, 8);
     v ^= c;
     c = kTables.t[7][v & 0xff] ^ kTables.t[6][(v >> 8) & 0xff] ^ kTables.t[5][(v >> 16) & 0xff] ^
-        kTables.t[4][(v >> 24) & 0xff] ^ kTables.t[3][(v >> 32) & 0xff] ^
-        kTables.t[2][(v >> 40) & 0xff] ^ kTables.t[1][(v >> 48) & 0xff] ^ kTables.t[0][v >> 56];
+        kTables.t[4][(v >> 24) & 0xff] ^ kTables.t[3][(v >> 32) & 0xff] ^ kTables.t[2][(v >> 40) & 0xff] ^
+        kTables.t[1][(v >> 48) & 0xff] ^ kTables.t[0][v >> 56];
     p += 8;
     n -= 8;
   }

@@ -35,10 +35,10 @@ struct LogVoidify {
 
 }  // namespace dlog
 
-#define DLOG_LOG(level)                                  \
-  !::dlog::LogEnabled(level) ? (void)0                   \
-                             : ::dlog::internal::LogVoidify() & \
-                                   ::dlog::internal::LogMessage(level, __FILE__, __LINE__).stream()
+#define DLOG_LOG(level)      \
+  !::dlog::LogEnabled(level) \
+      ? (void)0              \
+      : ::dlog::internal::LogVoidify() & ::dlog::internal::LogMessage(level, __FILE__, __LINE__).stream()
 #define DLOG_DEBUG DLOG_LOG(::dlog::LogLevel::kDebug)
 #define DLOG_INFO DLOG_LOG(::dlog::LogLevel::kInfo)
 #define DLOG_WARN DLOG_LOG(::dlog::LogLevel::kWarn)

@@ -4,31 +4,50 @@ namespace dlog {
 
 const char* DomainName(ErrorDomain d) {
   switch (d) {
-    case ErrorDomain::kOk: return "ok";
-    case ErrorDomain::kCommon: return "common";
-    case ErrorDomain::kNet: return "net";
-    case ErrorDomain::kProtocol: return "protocol";
-    case ErrorDomain::kNode: return "node";
-    case ErrorDomain::kMetadata: return "metadata";
-    case ErrorDomain::kSegment: return "segment";
-    case ErrorDomain::kLog: return "log";
-    case ErrorDomain::kBroker: return "broker";
+    case ErrorDomain::kOk:
+      return "ok";
+    case ErrorDomain::kCommon:
+      return "common";
+    case ErrorDomain::kNet:
+      return "net";
+    case ErrorDomain::kProtocol:
+      return "protocol";
+    case ErrorDomain::kNode:
+      return "node";
+    case ErrorDomain::kMetadata:
+      return "metadata";
+    case ErrorDomain::kSegment:
+      return "segment";
+    case ErrorDomain::kLog:
+      return "log";
+    case ErrorDomain::kBroker:
+      return "broker";
   }
   return "unknown";
 }
 
 const char* ErrcTraits<CommonErrc>::Name(int code) {
   switch (static_cast<CommonErrc>(code)) {
-    case CommonErrc::kInvalidArgument: return "INVALID_ARGUMENT";
-    case CommonErrc::kNotFound: return "NOT_FOUND";
-    case CommonErrc::kIoError: return "IO_ERROR";
-    case CommonErrc::kCorruption: return "CORRUPTION";
-    case CommonErrc::kTimeout: return "TIMEOUT";
-    case CommonErrc::kUnavailable: return "UNAVAILABLE";
-    case CommonErrc::kAborted: return "ABORTED";
-    case CommonErrc::kInternal: return "INTERNAL";
-    case CommonErrc::kAlreadyExists: return "ALREADY_EXISTS";
-    case CommonErrc::kOutOfRange: return "OUT_OF_RANGE";
+    case CommonErrc::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case CommonErrc::kNotFound:
+      return "NOT_FOUND";
+    case CommonErrc::kIoError:
+      return "IO_ERROR";
+    case CommonErrc::kCorruption:
+      return "CORRUPTION";
+    case CommonErrc::kTimeout:
+      return "TIMEOUT";
+    case CommonErrc::kUnavailable:
+      return "UNAVAILABLE";
+    case CommonErrc::kAborted:
+      return "ABORTED";
+    case CommonErrc::kInternal:
+      return "INTERNAL";
+    case CommonErrc::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case CommonErrc::kOutOfRange:
+      return "OUT_OF_RANGE";
   }
   return "UNKNOWN";
 }

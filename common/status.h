@@ -51,7 +51,7 @@ enum class CommonErrc : int {
   kInvalidArgument = 1,
   kNotFound = 2,
   kIoError = 3,
-  kCorruption = 4,   // data on disk or in a record failed a check: data loss
+  kCorruption = 4,  // data on disk or in a record failed a check: data loss
   kTimeout = 5,
   kUnavailable = 6,  // retryable
   kAborted = 7,
@@ -74,8 +74,7 @@ class [[nodiscard]] Status {
 
   template <typename E>
   static Status Error(E code, std::string message) {
-    return Status(ErrcTraits<E>::kDomain, static_cast<int>(code),
-                  &ErrcTraits<E>::Name, std::move(message));
+    return Status(ErrcTraits<E>::kDomain, static_cast<int>(code), &ErrcTraits<E>::Name, std::move(message));
   }
 
   bool ok() const { return domain_ == ErrorDomain::kOk; }
@@ -118,7 +117,7 @@ inline void IgnoreError(T&&) {}
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     DLOG_CHECK(!std::get<Status>(v_).ok()) << "Result built from an OK status";
   }
@@ -153,17 +152,16 @@ class [[nodiscard]] Result {
 }  // namespace dlog
 
 // Returns the status from the enclosing function if `expr` is not OK.
-#define DLOG_RETURN_IF_ERROR(expr)              \
-  do {                                          \
-    ::dlog::Status dlog_st_ = (expr);           \
-    if (!dlog_st_.ok()) return dlog_st_;        \
+#define DLOG_RETURN_IF_ERROR(expr)       \
+  do {                                   \
+    ::dlog::Status dlog_st_ = (expr);    \
+    if (!dlog_st_.ok()) return dlog_st_; \
   } while (0)
 
 #define DLOG_CONCAT_INNER(a, b) a##b
 #define DLOG_CONCAT(a, b) DLOG_CONCAT_INNER(a, b)
 // DLOG_ASSIGN_OR_RETURN(auto x, Foo()); returns Foo()'s status on error.
-#define DLOG_ASSIGN_OR_RETURN(lhs, expr) \
-  DLOG_ASSIGN_OR_RETURN_IMPL(DLOG_CONCAT(dlog_res_, __LINE__), lhs, expr)
+#define DLOG_ASSIGN_OR_RETURN(lhs, expr) DLOG_ASSIGN_OR_RETURN_IMPL(DLOG_CONCAT(dlog_res_, __LINE__), lhs, expr)
 #define DLOG_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \

@@ -1,10 +1,9 @@
 #include "net/event_loop.h"
 
-#include <csignal>
-#include <mutex>
-
 #include <pthread.h>
 
+#include <csignal>
+#include <mutex>
 #include <utility>
 
 #include "common/check.h"

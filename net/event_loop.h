@@ -91,15 +91,15 @@ class EventLoop {
   std::thread thread_;
   std::atomic<std::thread::id> loop_thread_id_{};
   std::atomic<bool> running_{false};
-  bool started_ = false;   // owner thread (Start/Stop)
-  bool stopped_ = false;   // owner thread (Start/Stop)
-  bool stopping_ = false;  // loop thread only
+  bool started_ = false;           // owner thread (Start/Stop)
+  bool stopped_ = false;           // owner thread (Start/Stop)
+  bool stopping_ = false;          // loop thread only
   Resource* resources_ = nullptr;  // loop thread only: intrusive list
   Mutex mu_;
   std::vector<std::function<void()>> tasks_ DLOG_GUARDED_BY(mu_);
   bool stop_requested_ DLOG_GUARDED_BY(mu_) = false;
-  bool async_open_ DLOG_GUARDED_BY(mu_) = true;  // uv_async_send allowed
-  bool accepting_ DLOG_GUARDED_BY(mu_) = true;   // Post accepted
+  bool async_open_ DLOG_GUARDED_BY(mu_) = true;       // uv_async_send allowed
+  bool accepting_ DLOG_GUARDED_BY(mu_) = true;        // Post accepted
   std::vector<std::function<void()>> running_tasks_;  // loop thread only
 };
 

@@ -20,9 +20,7 @@ RpcClient::RpcClient(EventLoop* loop, RpcClientOptions options, Handler* handler
   addr_ok_ = uv_ip4_addr(opts_.address.host.c_str(), opts_.address.port, &addr_) == 0;
 }
 
-RpcClient::~RpcClient() {
-  DLOG_CHECK(tick_ == nullptr && !conn_) << "RpcClient destroyed before Shutdown()";
-}
+RpcClient::~RpcClient() { DLOG_CHECK(tick_ == nullptr && !conn_) << "RpcClient destroyed before Shutdown()"; }
 
 int64_t RpcClient::Now() const { return static_cast<int64_t>(uv_now(loop_->uv())); }
 
@@ -91,14 +89,14 @@ void RpcClient::Free(size_t slot) {
 
 Status RpcClient::Connect() {
   if (!addr_ok_) {
-    return Status::Error(NetErrc::kConnectFailed, "bad address " + opts_.address.ToString() +
-                                                      " (an IPv4 literal and a port are expected)");
+    return Status::Error(NetErrc::kConnectFailed,
+                         "bad address " + opts_.address.ToString() + " (an IPv4 literal and a port are expected)");
   }
   const int64_t now = Now();
   if (now < backoff_until_ms_) {
-    return Status::Error(NetErrc::kConnectFailed,
-                         "not connected to " + opts_.address.ToString() + " (" + last_connect_error_.message() +
-                             "); next attempt in " + std::to_string(backoff_until_ms_ - now) + " ms");
+    return Status::Error(NetErrc::kConnectFailed, "not connected to " + opts_.address.ToString() + " (" +
+                                                      last_connect_error_.message() + "); next attempt in " +
+                                                      std::to_string(backoff_until_ms_ - now) + " ms");
   }
   ConnectionOptions co;
   co.max_frame_bytes = opts_.max_frame_bytes;
@@ -142,8 +140,8 @@ void RpcClient::OnClose(const ConnectionPtr& conn) {
     backoff_until_ms_ = 0;
     FailAll(Status::Error(NetErrc::kConnectionLost, "connection to " + opts_.address.ToString() + " lost: " + why));
   } else {
-    backoff_ms_ = backoff_ms_ == 0 ? opts_.reconnect_backoff_min_ms
-                                   : std::min(backoff_ms_ * 2, opts_.reconnect_backoff_max_ms);
+    backoff_ms_ =
+        backoff_ms_ == 0 ? opts_.reconnect_backoff_min_ms : std::min(backoff_ms_ * 2, opts_.reconnect_backoff_max_ms);
     backoff_until_ms_ = Now() + backoff_ms_;
     last_connect_error_ = Status::Error(NetErrc::kConnectFailed, why);
     FailAll(Status::Error(NetErrc::kConnectFailed, why));

@@ -393,8 +393,8 @@ void TcpConnection::OnTimer(uv_timer_t* t) {
       c->budget_wait_ = false;
       c->UpdateReading();
     } else if (now - c->budget_wait_since_ms_ >= c->opts_.idle_timeout_ms) {
-      c->CloseNow(Status::Error(NetErrc::kConnectionLost, "no inbound memory for " +
-                                                               std::to_string(c->opts_.idle_timeout_ms) + " ms"));
+      c->CloseNow(Status::Error(NetErrc::kConnectionLost,
+                                "no inbound memory for " + std::to_string(c->opts_.idle_timeout_ms) + " ms"));
       return;
     }
   }

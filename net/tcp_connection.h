@@ -61,7 +61,7 @@ struct ConnectionOptions {
   // When false, Close() and the peer's EOF close at once (clients).
   bool flush_on_close = true;
   int64_t budget_retry_ms = 5;
-  size_t out_keep_bytes = 256u << 10;     // output buffer capacity kept between writes
+  size_t out_keep_bytes = 256u << 10;  // output buffer capacity kept between writes
 };
 
 class TcpConnection final : public Connection {
@@ -138,20 +138,20 @@ class TcpConnection final : public Connection {
 
   bool opened_ = false;
   bool connecting_ = false;
-  bool closing_ = false;         // Close/CloseNow/Abort called, or the stream ended
+  bool closing_ = false;  // Close/CloseNow/Abort called, or the stream ended
   bool handles_closing_ = false;
   bool reading_ = false;
-  bool output_paused_ = false;   // queued output above high water
-  bool budget_wait_ = false;     // waiting for the budget to allow a chunk
+  bool output_paused_ = false;  // queued output above high water
+  bool budget_wait_ = false;    // waiting for the budget to allow a chunk
   bool write_in_flight_ = false;
-  bool eof_ = false;             // the peer finished sending
+  bool eof_ = false;  // the peer finished sending
   bool shutdown_started_ = false;
 
   // Input: [begin_, end_) of chunk_ holds bytes not yet delivered.
   ChunkRef chunk_;
   size_t begin_ = 0;
   size_t end_ = 0;
-  size_t need_total_ = 0;        // size of the partial frame at begin_ once known
+  size_t need_total_ = 0;          // size of the partial frame at begin_ once known
   int64_t frame_progress_ms_ = 0;  // last frame delivered or buffer emptied
   int64_t budget_wait_since_ms_ = 0;
   int64_t connect_deadline_ms_ = 0;

@@ -71,9 +71,7 @@ class TcpServer::Impl final : public FrameHandler, public EventLoop::Resource {
   void OnFrame(const ConnectionPtr& conn, std::string_view header, Slice payload) override {
     user_->OnFrame(conn, header, std::move(payload));
   }
-  void OnProtocolError(const ConnectionPtr& conn, const Status& error) override {
-    user_->OnProtocolError(conn, error);
-  }
+  void OnProtocolError(const ConnectionPtr& conn, const Status& error) override { user_->OnProtocolError(conn, error); }
   void OnOpen(const ConnectionPtr& conn) override { user_->OnOpen(conn); }
   void OnClose(const ConnectionPtr& conn) override {
     // Only connections that were opened are reported (a failed accept is not).

@@ -46,14 +46,14 @@ class MessageLite;
 namespace dlog::net {
 
 struct ServerOptions {
-  HostPort listen;                              // port 0: pick a free one (see TcpServer::port)
+  HostPort listen;  // port 0: pick a free one (see TcpServer::port)
   uint32_t max_frame_bytes = 5u << 20;
   size_t max_connections = 4096;
-  int64_t inbound_budget_bytes = 256ll << 20;   // all connections' inbound chunks
+  int64_t inbound_budget_bytes = 256ll << 20;  // all connections' inbound chunks
   size_t read_chunk_bytes = 64u << 10;
   size_t out_high_water_bytes = 8u << 20;
   size_t out_low_water_bytes = 1u << 20;
-  int64_t idle_timeout_ms = 60000;              // a connection holding a partial frame this long is closed
+  int64_t idle_timeout_ms = 60000;  // a connection holding a partial frame this long is closed
 };
 
 class Connection;

@@ -8,12 +8,18 @@ namespace dlog {
 const char* ErrcTraits<protocol::ProtocolErrc>::Name(int code) {
   using E = protocol::ProtocolErrc;
   switch (static_cast<E>(code)) {
-    case E::kFrameTooLarge: return "FRAME_TOO_LARGE";
-    case E::kFrameTooSmall: return "FRAME_TOO_SMALL";
-    case E::kBadChecksum: return "BAD_CHECKSUM";
-    case E::kBadHeaderLength: return "BAD_HEADER_LENGTH";
-    case E::kBadHeader: return "BAD_HEADER";
-    case E::kUnknownCommand: return "UNKNOWN_COMMAND";
+    case E::kFrameTooLarge:
+      return "FRAME_TOO_LARGE";
+    case E::kFrameTooSmall:
+      return "FRAME_TOO_SMALL";
+    case E::kBadChecksum:
+      return "BAD_CHECKSUM";
+    case E::kBadHeaderLength:
+      return "BAD_HEADER_LENGTH";
+    case E::kBadHeader:
+      return "BAD_HEADER";
+    case E::kUnknownCommand:
+      return "UNKNOWN_COMMAND";
   }
   return "UNKNOWN";
 }
@@ -51,8 +57,9 @@ DecodeState DecodeFrame(std::string_view in, uint32_t max_frame_bytes, FrameView
     return DecodeState::kError;
   }
   if (length > max_frame_bytes) {
-    *error = Status::Error(ProtocolErrc::kFrameTooLarge, "frame length " + std::to_string(length) +
-                                                             " exceeds the limit of " + std::to_string(max_frame_bytes));
+    *error =
+        Status::Error(ProtocolErrc::kFrameTooLarge, "frame length " + std::to_string(length) +
+                                                        " exceeds the limit of " + std::to_string(max_frame_bytes));
     return DecodeState::kError;
   }
   const size_t total = 4 + size_t{length};

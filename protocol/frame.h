@@ -29,7 +29,7 @@ enum class ProtocolErrc : int {
   kFrameTooSmall = 2,
   kBadChecksum = 3,
   kBadHeaderLength = 4,
-  kBadHeader = 5,     // protobuf command does not parse
+  kBadHeader = 5,  // protobuf command does not parse
   kUnknownCommand = 6,
 };
 

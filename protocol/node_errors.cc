@@ -6,13 +6,20 @@ namespace dlog {
 
 const char* ErrcTraits<NodeErrc>::Name(int code) {
   switch (static_cast<NodeErrc>(code)) {
-    case NodeErrc::kNoSuchEntry: return "NO_SUCH_ENTRY";
-    case NodeErrc::kNoSuchSegment: return "NO_SUCH_SEGMENT";
-    case NodeErrc::kFenced: return "FENCED";
-    case NodeErrc::kBadRequest: return "BAD_REQUEST";
-    case NodeErrc::kTooManyRequests: return "TOO_MANY_REQUESTS";
-    case NodeErrc::kIoError: return "IO_ERROR";
-    case NodeErrc::kUnhealthy: return "UNHEALTHY";
+    case NodeErrc::kNoSuchEntry:
+      return "NO_SUCH_ENTRY";
+    case NodeErrc::kNoSuchSegment:
+      return "NO_SUCH_SEGMENT";
+    case NodeErrc::kFenced:
+      return "FENCED";
+    case NodeErrc::kBadRequest:
+      return "BAD_REQUEST";
+    case NodeErrc::kTooManyRequests:
+      return "TOO_MANY_REQUESTS";
+    case NodeErrc::kIoError:
+      return "IO_ERROR";
+    case NodeErrc::kUnhealthy:
+      return "UNHEALTHY";
   }
   return "UNKNOWN";
 }

@@ -9,10 +9,10 @@
 #include "common/logging.h"
 #include "logstore/node/service.h"
 #include "logstore/node/store.h"
-#include "net/event_loop.h"
-#include "net/tcp_server.h"
 #include "metadata/layout.h"
 #include "metadata/zk_store.h"
+#include "net/event_loop.h"
+#include "net/tcp_server.h"
 #include "server/metrics.h"
 #include "server/node_registration.h"
 
@@ -50,8 +50,7 @@ void AddLogstoreOptions(CLI::App* app, LogstoreFlags* f) {
   app->add_option("--max-frame-size", f->max_frame_size, "Largest accepted frame")->capture_default_str();
   app->add_option("--inbound-memory", f->inbound_memory, "Memory budget for all connections' inbound frames")
       ->capture_default_str();
-  app->add_option("--index-flush-interval", f->index_flush_interval, "Index checkpoint period")
-      ->capture_default_str();
+  app->add_option("--index-flush-interval", f->index_flush_interval, "Index checkpoint period")->capture_default_str();
   app->add_option("--metadata", f->metadata,
                   "Metadata store: zk://HOST:PORT[,HOST:PORT...][/dlog]. The node checks its cookie there and "
                   "registers itself (tree under /dlog/<cluster id>)");
@@ -166,8 +165,8 @@ int RunLogstore(const LogstoreFlags& f) {
     auto connect = ParseZkUrl(f.metadata);
     auto layout = metadata::Layout::Make(f.cluster_id);
     auto timeout = ParseDurationMicros(f.metadata_session_timeout);
-    Status bad = !connect.ok() ? connect.status().WithContext("--metadata")
-                 : !layout.ok() ? layout.status().WithContext("--cluster-id")
+    Status bad = !connect.ok()   ? connect.status().WithContext("--metadata")
+                 : !layout.ok()  ? layout.status().WithContext("--cluster-id")
                  : !timeout.ok() ? timeout.status().WithContext("--metadata-session-timeout")
                                  : Status::OK();
     if (!bad.ok()) {
@@ -185,8 +184,7 @@ int RunLogstore(const LogstoreFlags& f) {
     }
     meta = std::move(opened).value();
     node::StoreInfo info = (*store)->Info();
-    NodeIdentity id{info.node_id, info.instance_id, info.cluster_id,
-                    listen->host + ":" + std::to_string(server.port()),
+    NodeIdentity id{info.node_id, info.instance_id, info.cluster_id, listen->host + ":" + std::to_string(server.port()),
                     metrics_addr == "off" ? "" : metrics_addr};
     auto reg = NodeRegistration::Start(meta.get(), *layout, id, 2 * meta->SessionTimeout() + std::chrono::seconds(1));
     if (!reg.ok()) {
@@ -196,8 +194,8 @@ int RunLogstore(const LogstoreFlags& f) {
     registration = std::move(reg).value();
   }
 
-  std::printf("dlogd logstore ready: node=%s listen=%s:%u metrics=%s data=%s\n", node_id.c_str(),
-              listen->host.c_str(), server.port(), metrics_addr.c_str(), f.data_dir.c_str());
+  std::printf("dlogd logstore ready: node=%s listen=%s:%u metrics=%s data=%s\n", node_id.c_str(), listen->host.c_str(),
+              server.port(), metrics_addr.c_str(), f.data_dir.c_str());
   std::fflush(stdout);
 
   int sig = 0;

@@ -61,21 +61,21 @@ class NodeProbeCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     using T = prometheus::MetricType;
     auto v = [](const auto& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
-    const std::vector<double> lat = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                     0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+    const std::vector<double> lat = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                     0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5};
     const std::vector<double> entries = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
     const std::vector<double> bytes = {1024, 4096, 16384, 65536, 262144, 1048576, 4194304};
     std::vector<prometheus::MetricFamily> out;
     out.push_back(Scalar("dlog_node_adds_total", "Entries added and acknowledged", T::Counter, v(p_->adds_total)));
-    out.push_back(Scalar("dlog_node_add_bytes_total", "Payload bytes of acknowledged adds", T::Counter,
-                         v(p_->add_bytes_total)));
+    out.push_back(
+        Scalar("dlog_node_add_bytes_total", "Payload bytes of acknowledged adds", T::Counter, v(p_->add_bytes_total)));
     out.push_back(Scalar("dlog_node_reads_total", "Entry reads answered", T::Counter, v(p_->reads_total)));
-    out.push_back(Scalar("dlog_node_read_bytes_total", "Payload bytes returned by reads", T::Counter,
-                         v(p_->read_bytes_total)));
-    out.push_back(Scalar("dlog_node_cache_hits_total", "Reads served from the tail cache", T::Counter,
-                         v(p_->cache_hits_total)));
-    out.push_back(Scalar("dlog_node_cache_misses_total", "Reads that went to disk", T::Counter,
-                         v(p_->cache_misses_total)));
+    out.push_back(
+        Scalar("dlog_node_read_bytes_total", "Payload bytes returned by reads", T::Counter, v(p_->read_bytes_total)));
+    out.push_back(
+        Scalar("dlog_node_cache_hits_total", "Reads served from the tail cache", T::Counter, v(p_->cache_hits_total)));
+    out.push_back(
+        Scalar("dlog_node_cache_misses_total", "Reads that went to disk", T::Counter, v(p_->cache_misses_total)));
     out.push_back(Scalar("dlog_node_fences_total", "Fencing reads received", T::Counter, v(p_->fences_total)));
     out.push_back(Scalar("dlog_node_rejected_too_many_requests_total", "Requests refused because a queue was full",
                          T::Counter, v(p_->rejected_too_many_total)));
@@ -96,9 +96,10 @@ class NodeProbeCollector : public prometheus::Collectable {
     out.push_back(Scalar("dlog_node_journal_queue_bytes", "Bytes waiting for the journal writer", T::Gauge,
                          v(p_->journal_queue_bytes)));
     out.push_back(Hist("dlog_node_add_latency_seconds", "Add request arrival to reply", p_->add_latency_us, lat, 1e6));
-    out.push_back(Hist("dlog_node_fsync_latency_seconds", "Journal fdatasync duration", p_->fsync_latency_us, lat, 1e6));
-    out.push_back(Hist("dlog_node_journal_batch_entries", "Records per journal batch", p_->journal_batch_entries,
-                       entries, 0));
+    out.push_back(
+        Hist("dlog_node_fsync_latency_seconds", "Journal fdatasync duration", p_->fsync_latency_us, lat, 1e6));
+    out.push_back(
+        Hist("dlog_node_journal_batch_entries", "Records per journal batch", p_->journal_batch_entries, entries, 0));
     out.push_back(Hist("dlog_node_journal_batch_bytes", "Bytes per journal batch", p_->journal_batch_bytes, bytes, 0));
     return out;
   }

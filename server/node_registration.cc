@@ -4,8 +4,8 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
-#include "net/event_loop.h"
 #include "metadata/records.h"
+#include "net/event_loop.h"
 
 namespace dlog::server {
 
@@ -25,9 +25,9 @@ Result<std::string> ParseZkUrl(const std::string& url) {
     rest = rest.substr(0, slash);
   }
   if (!path.empty() && path != "/dlog" && path != "/dlog/") {
-    return Status::Error(CommonErrc::kInvalidArgument,
-                         "metadata URL '" + url + "': the tree lives under /dlog/<cluster id>; path '" + path +
-                             "' is not supported");
+    return Status::Error(
+        CommonErrc::kInvalidArgument,
+        "metadata URL '" + url + "': the tree lives under /dlog/<cluster id>; path '" + path + "' is not supported");
   }
   if (rest.empty()) return Status::Error(CommonErrc::kInvalidArgument, "metadata URL '" + url + "' names no host");
   return rest;
@@ -41,8 +41,7 @@ NodeRegistration::NodeRegistration(metadata::MetadataStore* store, std::string n
       record_(std::move(record)) {}
 
 Result<std::unique_ptr<NodeRegistration>> NodeRegistration::Start(metadata::MetadataStore* store,
-                                                                  const metadata::Layout& layout,
-                                                                  NodeIdentity id,
+                                                                  const metadata::Layout& layout, NodeIdentity id,
                                                                   std::chrono::milliseconds wait_for_previous) {
   for (const std::string& dir : layout.Directories()) DLOG_RETURN_IF_ERROR(store->EnsurePathSync(dir));
   DLOG_RETURN_IF_ERROR(store->EnsurePathSync(layout.CookiesDir()));
@@ -55,14 +54,12 @@ Result<std::unique_ptr<NodeRegistration>> NodeRegistration::Start(metadata::Meta
   const std::string cookie_path = layout.Cookie(id.node_id);
   auto existing = store->GetSync(cookie_path);
   if (existing.ok()) {
-    DLOG_ASSIGN_OR_RETURN(proto::NodeCookie known,
-                          metadata::Decode<proto::NodeCookie>(cookie_path, existing->data));
+    DLOG_ASSIGN_OR_RETURN(proto::NodeCookie known, metadata::Decode<proto::NodeCookie>(cookie_path, existing->data));
     if (known.instance_id() != id.instance_id || known.cluster_id() != id.cluster_id) {
       return Status::Error(CommonErrc::kCorruption,
                            "metadata at " + cookie_path + " says node " + id.node_id + " is instance " +
                                known.instance_id() + " of cluster " + known.cluster_id() +
-                               ", but its data dir holds instance " + id.instance_id + " of cluster " +
-                               id.cluster_id +
+                               ", but its data dir holds instance " + id.instance_id + " of cluster " + id.cluster_id +
                                ": the data dir was wiped and re-formatted, or swapped. A node that forgot what it "
                                "acknowledged must not serve. If this really is a new node, delete " +
                                cookie_path + " first (its old data is gone).");
@@ -90,8 +87,7 @@ Result<std::unique_ptr<NodeRegistration>> NodeRegistration::Start(metadata::Meta
   reg.set_metrics_address(id.metrics_address);
   reg.set_registered_at_ms(WallMillis());
   const std::string node_path = layout.Node(id.node_id);
-  std::unique_ptr<NodeRegistration> r(
-      new NodeRegistration(store, node_path, cookie_path, metadata::Encode(reg)));
+  std::unique_ptr<NodeRegistration> r(new NodeRegistration(store, node_path, cookie_path, metadata::Encode(reg)));
   const int64_t deadline = MonoMillis() + wait_for_previous.count();
   bool logged = false;
   while (true) {
@@ -101,9 +97,8 @@ Result<std::unique_ptr<NodeRegistration>> NodeRegistration::Start(metadata::Meta
     auto cur = store->ExistsSync(node_path);
     if (cur.ok() && cur->has_value() && (*cur)->ephemeral_owner == store->SessionId()) break;  // ours
     if (MonoMillis() > deadline) {
-      return Status::Error(CommonErrc::kUnavailable,
-                           node_path + " is still held by another session (is node " + id.node_id +
-                               " running elsewhere?)");
+      return Status::Error(CommonErrc::kUnavailable, node_path + " is still held by another session (is node " +
+                                                         id.node_id + " running elsewhere?)");
     }
     if (!logged) {
       DLOG_INFO << "waiting for the previous registration " << node_path << " to expire";

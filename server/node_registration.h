@@ -38,8 +38,8 @@ struct NodeIdentity {
 class NodeRegistration {
  public:
   // Checks the cookie in metadata, then registers. `store` must outlive this object.
-  static Result<std::unique_ptr<NodeRegistration>> Start(metadata::MetadataStore* store,
-                                                         const metadata::Layout& layout, NodeIdentity identity,
+  static Result<std::unique_ptr<NodeRegistration>> Start(metadata::MetadataStore* store, const metadata::Layout& layout,
+                                                         NodeIdentity identity,
                                                          std::chrono::milliseconds wait_for_previous);
   ~NodeRegistration();
   // Stops re-registering and deletes the entry (the session's close would too).
@@ -49,8 +49,7 @@ class NodeRegistration {
   std::string cookie_path() const { return cookie_path_; }
 
  private:
-  NodeRegistration(metadata::MetadataStore* store, std::string node_path, std::string cookie_path,
-                   std::string record);
+  NodeRegistration(metadata::MetadataStore* store, std::string node_path, std::string cookie_path, std::string record);
   void ReRegister();  // on the store's loop
 
   metadata::MetadataStore* const store_;

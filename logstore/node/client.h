@@ -32,8 +32,8 @@ namespace dlog::node {
 
 struct NodeClientOptions {
   HostPort address;
-  size_t window = 1024;                 // requests in flight at most
-  int64_t request_timeout_ms = 10000;   // long-poll reads add their poll timeout to this
+  size_t window = 1024;                // requests in flight at most
+  int64_t request_timeout_ms = 10000;  // long-poll reads add their poll timeout to this
   int64_t connect_timeout_ms = 3000;
   uint32_t max_frame_bytes = 5u << 20;
 };

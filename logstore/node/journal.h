@@ -91,7 +91,7 @@ struct JournalOptions {
   uint64_t queue_max_records = 65536;
   int batches_in_flight = 4;
   uint64_t first_file_id = 1;  // the fresh file Start() creates; ids above it follow
-  std::string journal_salt;     // the cookie's: salts every header CRC (JournalSeed)
+  std::string journal_salt;    // the cookie's: salts every header CRC (JournalSeed)
   Env* env = nullptr;
   NodeProbe* probe = nullptr;
 };

@@ -101,10 +101,11 @@ Status ReadEntryRecord(JournalFileCache* files, const EntryLocation& loc, uint64
 }
 
 ReaderPool::ReaderPool(int threads, uint64_t max_queue, Executor exec) : max_queue_(max_queue), exec_(std::move(exec)) {
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] {
-    SetThreadName("dlog-reader");
-    Loop();
-  });
+  for (int i = 0; i < std::max(1, threads); ++i)
+    threads_.emplace_back([this] {
+      SetThreadName("dlog-reader");
+      Loop();
+    });
 }
 
 ReaderPool::~ReaderPool() {

@@ -52,17 +52,17 @@ struct StoreOptions {
   // with no cookie ("new or wiped").
   bool format = false;
 
-  uint64_t journal_file_bytes = 64ull << 20;     // preallocated size of each journal file
-  uint64_t journal_max_batch_bytes = 4ull << 20; // bytes per writev+fdatasync batch
-  int64_t journal_max_wait_us = 0;               // extra wait to grow a batch (0: none)
-  uint64_t journal_queue_max_bytes = 64ull << 20; // admission bound: beyond it adds get kTooManyRequests
+  uint64_t journal_file_bytes = 64ull << 20;       // preallocated size of each journal file
+  uint64_t journal_max_batch_bytes = 4ull << 20;   // bytes per writev+fdatasync batch
+  int64_t journal_max_wait_us = 0;                 // extra wait to grow a batch (0: none)
+  uint64_t journal_queue_max_bytes = 64ull << 20;  // admission bound: beyond it adds get kTooManyRequests
   uint64_t journal_queue_max_records = 65536;
-  uint64_t cache_bytes = 64ull << 20;            // tail cache
+  uint64_t cache_bytes = 64ull << 20;  // tail cache
   int read_threads = 2;
-  uint64_t read_queue_max = 4096;                // beyond it reads get kTooManyRequests
-  int64_t index_flush_interval_ms = 60000;       // index checkpoint (memtable flush) period; 0 = only on GC/close
+  uint64_t read_queue_max = 4096;           // beyond it reads get kTooManyRequests
+  int64_t index_flush_interval_ms = 60000;  // index checkpoint (memtable flush) period; 0 = only on GC/close
 
-  Env* env = nullptr;        // file layer; null = Env::Posix()
+  Env* env = nullptr;          // file layer; null = Env::Posix()
   NodeProbe* probe = nullptr;  // null = internal probe
 };
 
@@ -80,8 +80,8 @@ struct SegmentState {
 };
 
 struct ReadResult {
-  Status status;          // OK, kNoSuchEntry, kNoSuchSegment, kIoError, kTooManyRequests, kUnhealthy
-  SegmentState segment;   // state when answered (lac, last entry, fenced)
+  Status status;         // OK, kNoSuchEntry, kNoSuchSegment, kIoError, kTooManyRequests, kUnhealthy
+  SegmentState segment;  // state when answered (lac, last entry, fenced)
   bool has_entry = false;
   uint32_t payload_crc32c = 0;  // the writer's CRC of payload
   Slice payload;

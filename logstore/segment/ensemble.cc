@@ -44,8 +44,8 @@ Status ValidateMetadata(const proto::SegmentMetadata& meta) {
   for (int i = 0; i < meta.fragments_size(); ++i) {
     if (static_cast<uint32_t>(meta.fragments(i).ensemble_size()) != e ||
         (i > 0 && meta.fragments(i).first_entry_id() <= meta.fragments(i - 1).first_entry_id())) {
-      return Status::Error(SegmentErrc::kBadState, "segment " + std::to_string(meta.segment_id()) +
-                                                       ": bad fragment #" + std::to_string(i));
+      return Status::Error(SegmentErrc::kBadState,
+                           "segment " + std::to_string(meta.segment_id()) + ": bad fragment #" + std::to_string(i));
     }
   }
   return Status::OK();

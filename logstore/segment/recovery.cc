@@ -31,7 +31,8 @@ class Recovery : public std::enable_shared_from_this<Recovery> {
   void Start() {
     Reset();
     auto self = shared_from_this();
-    LoadSegment(client_->store(), client_->layout(), id_, [self](Result<VersionedMeta> m) { self->OnMeta(std::move(m)); });
+    LoadSegment(client_->store(), client_->layout(), id_,
+                [self](Result<VersionedMeta> m) { self->OnMeta(std::move(m)); });
   }
 
  private:
@@ -310,12 +311,11 @@ class Recovery : public std::enable_shared_from_this<Recovery> {
       if (self->finished_) return;
       if (r.ok()) return self->Done(next);
       DLOG_INFO << self->Name() << ": close CAS: " << r.status().ToString() << "; re-reading";
-      LoadSegment(self->client_->store(), self->client_->layout(), self->id_,
-                  [self, next](Result<VersionedMeta> m) {
-                    if (self->finished_) return;
-                    if (m.ok() && m->meta.state() == proto::SEGMENT_CLOSED) return self->Done(m->meta);
-                    self->Restart();  // not closed by anyone: do it all again
-                  });
+      LoadSegment(self->client_->store(), self->client_->layout(), self->id_, [self, next](Result<VersionedMeta> m) {
+        if (self->finished_) return;
+        if (m.ok() && m->meta.state() == proto::SEGMENT_CLOSED) return self->Done(m->meta);
+        self->Restart();  // not closed by anyone: do it all again
+      });
     });
   }
 
@@ -339,9 +339,8 @@ class Recovery : public std::enable_shared_from_this<Recovery> {
 }  // namespace
 
 void SegmentRecovery::Recover(SegmentClient* client, SegmentId id, Callback cb) {
-  client->loop()->Dispatch([client, id, cb = std::move(cb)]() mutable {
-    std::make_shared<Recovery>(client, id, std::move(cb))->Start();
-  });
+  client->loop()->Dispatch(
+      [client, id, cb = std::move(cb)]() mutable { std::make_shared<Recovery>(client, id, std::move(cb))->Start(); });
 }
 
 Result<proto::SegmentMetadata> SegmentRecovery::RecoverSync(SegmentClient* client, SegmentId id) {

@@ -77,7 +77,7 @@ class SegmentClient {
   const metadata::Layout layout_;
   const SegmentOptions options_;
   SegmentProbe probe_;
-  bool closed_ = false;  // loop thread
+  bool closed_ = false;                                             // loop thread
   std::map<std::string, std::unique_ptr<node::NodeClient>> nodes_;  // loop thread
 };
 

@@ -47,10 +47,14 @@ void CreateSegment(metadata::MetadataStore* store, const metadata::Layout& layou
 
 const char* SegmentStateName(proto::SegmentState s) {
   switch (s) {
-    case proto::SEGMENT_OPEN: return "OPEN";
-    case proto::SEGMENT_IN_RECOVERY: return "IN_RECOVERY";
-    case proto::SEGMENT_CLOSED: return "CLOSED";
-    default: return "UNSPECIFIED";
+    case proto::SEGMENT_OPEN:
+      return "OPEN";
+    case proto::SEGMENT_IN_RECOVERY:
+      return "IN_RECOVERY";
+    case proto::SEGMENT_CLOSED:
+      return "CLOSED";
+    default:
+      return "UNSPECIFIED";
   }
 }
 

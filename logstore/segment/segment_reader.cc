@@ -98,15 +98,13 @@ class SegmentReader::Impl : public std::enable_shared_from_this<SegmentReader::I
   }
 
  private:
-  int64_t Limit() const {
-    return meta_.state() == proto::SEGMENT_CLOSED ? meta_.last_entry_id() : lac_;
-  }
+  int64_t Limit() const { return meta_.state() == proto::SEGMENT_CLOSED ? meta_.last_entry_id() : lac_; }
 
   Status NotReadable(int64_t e) const {
-    return Status::Error(SegmentErrc::kNotReadable,
-                         "segment " + std::to_string(id_.value()) + " entry " + std::to_string(e) +
-                             " is beyond the last readable entry " + std::to_string(Limit()) + " (" +
-                             SegmentStateName(meta_.state()) + ")");
+    return Status::Error(SegmentErrc::kNotReadable, "segment " + std::to_string(id_.value()) + " entry " +
+                                                        std::to_string(e) + " is beyond the last readable entry " +
+                                                        std::to_string(Limit()) + " (" +
+                                                        SegmentStateName(meta_.state()) + ")");
   }
 
   void Learn(int64_t lac) {
@@ -165,10 +163,9 @@ class SegmentReader::Impl : public std::enable_shared_from_this<SegmentReader::I
       if (st->outstanding == 0) {
         st->done = true;
         if (st->speculative) st->speculative->Stop();
-        st->cb(Status::Error(SegmentErrc::kUnavailable, "segment " + std::to_string(id_.value()) + " entry " +
-                                                            std::to_string(st->entry) +
-                                                            ": no replica could serve it; last error: " +
-                                                            st->last_error.ToString()));
+        st->cb(Status::Error(SegmentErrc::kUnavailable,
+                             "segment " + std::to_string(id_.value()) + " entry " + std::to_string(st->entry) +
+                                 ": no replica could serve it; last error: " + st->last_error.ToString()));
       }
       return;
     }
@@ -181,10 +178,9 @@ class SegmentReader::Impl : public std::enable_shared_from_this<SegmentReader::I
     }
     ++st->outstanding;
     std::weak_ptr<Impl> w = weak_from_this();
-    c->ReadEntry(id_, EntryId(st->entry), /*fence=*/false, 0,
-                 [w, st, node](const Status& s, node::EntryReply&& r) {
-                   if (auto self = w.lock()) self->OnRead(st, node, s, std::move(r));
-                 });
+    c->ReadEntry(id_, EntryId(st->entry), /*fence=*/false, 0, [w, st, node](const Status& s, node::EntryReply&& r) {
+      if (auto self = w.lock()) self->OnRead(st, node, s, std::move(r));
+    });
     if (st->next >= st->replicas.size()) return;  // nobody left to ask speculatively
     if (!st->speculative) st->speculative = std::make_unique<Timer>(client_->loop());
     std::weak_ptr<ReadState> wst = st;
@@ -197,8 +193,7 @@ class SegmentReader::Impl : public std::enable_shared_from_this<SegmentReader::I
     });
   }
 
-  void OnRead(const std::shared_ptr<ReadState>& st, const std::string& node, const Status& s,
-              node::EntryReply&& r) {
+  void OnRead(const std::shared_ptr<ReadState>& st, const std::string& node, const Status& s, node::EntryReply&& r) {
     --st->outstanding;
     if (st->done) return;
     if (s.ok() && r.has_entry) {

@@ -145,10 +145,9 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
     }
     lac_carried_ = std::max(lac_carried_, lac_);
     std::weak_ptr<Impl> w = weak_from_this();
-    c->AddEntry(id_, EntryId(e), EntryId(lac_), p->payload, /*recovery=*/false,
-                [w, e, slot, gen](const Status& st) {
-                  if (auto self = w.lock()) self->OnAddReply(e, slot, gen, st);
-                });
+    c->AddEntry(id_, EntryId(e), EntryId(lac_), p->payload, /*recovery=*/false, [w, e, slot, gen](const Status& st) {
+      if (auto self = w.lock()) self->OnAddReply(e, slot, gen, st);
+    });
   }
 
   void OnAddReply(int64_t e, int slot, uint64_t gen, const Status& st) {
@@ -355,14 +354,12 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
 
   void CasChange(proto::SegmentMetadata next, std::map<int, std::string> repl) {
     std::weak_ptr<Impl> w = weak_from_this();
-    CasSegment(client_->store(), client_->layout(), next, version_,
-               [w, next, repl](Result<int32_t> r) {
-                 if (auto self = w.lock()) self->OnChangeCas(next, repl, std::move(r));
-               });
+    CasSegment(client_->store(), client_->layout(), next, version_, [w, next, repl](Result<int32_t> r) {
+      if (auto self = w.lock()) self->OnChangeCas(next, repl, std::move(r));
+    });
   }
 
-  void OnChangeCas(const proto::SegmentMetadata& next, const std::map<int, std::string>& repl,
-                   Result<int32_t> r) {
+  void OnChangeCas(const proto::SegmentMetadata& next, const std::map<int, std::string>& repl, Result<int32_t> r) {
     if (!Active()) return;
     if (r.ok()) return ApplyChange(next, repl, *r);
     DLOG_WARN << Name() << ": ensemble change CAS: " << r.status().ToString() << "; re-reading metadata";
@@ -448,10 +445,9 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
       auto self = w.lock();
       if (!self || self->state_ != State::kClosing) return;
       if (!m.ok()) {
-        AfterMs(self->client_->loop(), static_cast<uint64_t>(self->client_->options().retry_backoff_ms),
-                [w, next] {
-                  if (auto s2 = w.lock()) s2->CasClose(next);
-                });
+        AfterMs(self->client_->loop(), static_cast<uint64_t>(self->client_->options().retry_backoff_ms), [w, next] {
+          if (auto s2 = w.lock()) s2->CasClose(next);
+        });
         return;
       }
       if (m->meta.SerializeAsString() == next.SerializeAsString()) return self->FinishClose(next, m->version);
@@ -496,10 +492,10 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
   std::set<int> dead_;                 // slots without a replacement (under-replicated)
   bool changing_ = false;
   bool counted_under_replicated_ = false;
-  std::deque<PendingAdd> pending_;     // entries lac_+1 .. next_entry_-1
+  std::deque<PendingAdd> pending_;  // entries lac_+1 .. next_entry_-1
   int64_t next_entry_ = 0;
   int64_t lac_ = -1;
-  int64_t lac_carried_ = -1;           // highest LAC sent with an add or WriteLac
+  int64_t lac_carried_ = -1;  // highest LAC sent with an add or WriteLac
   uint64_t bytes_ = 0;
   State state_ = State::kOpen;
   CloseCallback close_cb_;
@@ -533,9 +529,8 @@ void SegmentWriter::Create(SegmentClient* client, WriterConfig config, CreateCal
   if (!(config.ensemble_size >= config.write_quorum && config.write_quorum >= config.ack_quorum &&
         config.ack_quorum >= 1 && config.ensemble_size <= 32)) {
     Status st = Status::Error(SegmentErrc::kInvalidArgument,
-                              "need 32 >= E >= Qw >= Qa >= 1; got E=" + std::to_string(config.ensemble_size) +
-                                  " Qw=" + std::to_string(config.write_quorum) +
-                                  " Qa=" + std::to_string(config.ack_quorum));
+                              "need 32 >= E >= Qw >= Qa >= 1; got E=" + std::to_string(config.ensemble_size) + " Qw=" +
+                                  std::to_string(config.write_quorum) + " Qa=" + std::to_string(config.ack_quorum));
     client->loop()->Post([cb, st] { cb(st); });
     return;
   }
@@ -575,10 +570,9 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::CreateSync(SegmentClient* 
 SegmentId SegmentWriter::id() const { return impl_->id(); }
 
 void SegmentWriter::Add(Slice payload, AddCallback cb) {
-  impl_->client()->loop()->Dispatch(
-      [impl = impl_, payload = std::move(payload), cb = std::move(cb)]() mutable {
-        impl->Add(std::move(payload), std::move(cb));
-      });
+  impl_->client()->loop()->Dispatch([impl = impl_, payload = std::move(payload), cb = std::move(cb)]() mutable {
+    impl->Add(std::move(payload), std::move(cb));
+  });
 }
 
 Result<EntryId> SegmentWriter::AddSync(Slice payload) {

@@ -19,8 +19,7 @@ Timer::~Timer() {
   uv_timer_stop(&h_->timer);
   h_->fn = nullptr;
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h_->timer))) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&h_->timer),
-             [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&h_->timer), [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
   }
 }
 

@@ -27,7 +27,7 @@ class Timer {
   void Stop();
   bool active() const;
 
- struct Handle;  // implementation detail (timer.cc)
+  struct Handle;  // implementation detail (timer.cc)
 
  private:
   Handle* h_;

@@ -2,9 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
-#include <algorithm>
 
 namespace dlog {
 namespace {

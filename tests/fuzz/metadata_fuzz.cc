@@ -5,11 +5,11 @@
 // The first input byte is a mode: when odd, the bytes are wrapped in a valid
 // envelope (magic, version, type from the byte, correct payload CRC), so the
 // fuzzer reaches the payload parsers instead of stopping at the envelope checks.
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "common/crc32c.h"
 #include "metadata/records.h"

@@ -75,8 +75,8 @@ class JournalDamageTest : public ::testing::Test {
   void Write(SegmentId seg, int n) {
     NodeClientHarness h(node_->address());
     for (int64_t e = 0; e < n; ++e) {
-      ASSERT_TRUE(h.client().AddEntrySync(seg, EntryId(e), EntryId(e - 1), Slice::CopyOf(PayloadFor(seg, EntryId(e))))
-                      .ok());
+      ASSERT_TRUE(
+          h.client().AddEntrySync(seg, EntryId(e), EntryId(e - 1), Slice::CopyOf(PayloadFor(seg, EntryId(e)))).ok());
     }
   }
 
@@ -120,9 +120,8 @@ TEST_F(JournalDamageTest, MidJournalCorruptionNamesTheSegmentAndServesTheRest) {
   Write(c, 40);
   node_->Kill9();
   auto records = ScanJournal(node_->data_dir() + "/journal");
-  auto victim = std::find_if(records.begin(), records.end(), [&](const RecordAt& r) {
-    return r.header.segment == b.value() && r.header.entry == 20;
-  });
+  auto victim = std::find_if(records.begin(), records.end(),
+                             [&](const RecordAt& r) { return r.header.segment == b.value() && r.header.entry == 20; });
   ASSERT_NE(victim, records.end());
   FlipByte(victim->file, victim->offset + node::kRecordHeaderSize);  // first payload byte
 

@@ -1,18 +1,18 @@
 // A real `dlogd logstore` process on loopback, driven through NodeClient.
-#include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
-#include <unistd.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <thread>
 
 #include "common/clock.h"
-#include "protocol/node_errors.h"
 #include "net/errors.h"
+#include "protocol/node_errors.h"
 #include "tests/support/node_fixture.h"
 #include "tests/support/test_util.h"
 

@@ -153,10 +153,12 @@ TEST(EventLoop, StopClosesRegisteredResourcesAndStrayHandles) {
     res.timer = new uv_timer_t;
     uv_timer_init(loop.uv(), res.timer);
     res.timer->data = &res;
-    uv_timer_start(res.timer, [](uv_timer_t*) {}, 100000, 100000);
+    uv_timer_start(
+        res.timer, [](uv_timer_t*) {}, 100000, 100000);
     loop.AddResource(&res);
     uv_timer_init(loop.uv(), &stray);
-    uv_timer_start(&stray, [](uv_timer_t*) {}, 100000, 0);
+    uv_timer_start(
+        &stray, [](uv_timer_t*) {}, 100000, 0);
   });
   loop.Stop();  // would hang if a handle stayed open
   EXPECT_TRUE(res.stopped);

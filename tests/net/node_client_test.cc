@@ -1,7 +1,5 @@
 // NodeClient against a fake node: a TcpServer with a handler that answers
 // NodeRequests from memory (or holds them, or misbehaves on purpose).
-#include "logstore/node/client.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,6 +12,7 @@
 
 #include "common/crc32c.h"
 #include "common/thread_annotations.h"
+#include "logstore/node/client.h"
 #include "net/errors.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
@@ -76,10 +75,18 @@ class FakeNode : public net::FrameHandler {
       ids.push_back(req.request_id());
     }
     switch (mode.load()) {
-      case Mode::kAnswer: Answer(conn, req, payload.view()); break;
-      case Mode::kHold: held.push_back(Held{conn, req, payload.ToString()}); break;
-      case Mode::kCloseOnRequest: conn->Close(); break;
-      case Mode::kGarbageHeader: conn->SendFrame(std::string_view("\xff\xff\xff\xff"), std::string_view()); break;
+      case Mode::kAnswer:
+        Answer(conn, req, payload.view());
+        break;
+      case Mode::kHold:
+        held.push_back(Held{conn, req, payload.ToString()});
+        break;
+      case Mode::kCloseOnRequest:
+        conn->Close();
+        break;
+      case Mode::kGarbageHeader:
+        conn->SendFrame(std::string_view("\xff\xff\xff\xff"), std::string_view());
+        break;
     }
   }
   void OnProtocolError(const net::ConnectionPtr&, const Status&) override { protocol_errors++; }
@@ -402,9 +409,8 @@ TEST_F(NodeClientTest, LongPollReadsGetTheirPollTimeoutOnTop) {
   ASSERT_TRUE(client_->AddEntrySync(SegmentId(3), EntryId(0), kNoEntry, Slice::CopyOf("tail")).ok());
   node_.mode = FakeNode::Mode::kHold;
   Results res;
-  client_->ReadEntry(SegmentId(3), EntryId(0), false, 400, [&res](const Status& st, EntryReply&& r) {
-    res.Add(0, st, r.has_entry ? 1 : 0);
-  });
+  client_->ReadEntry(SegmentId(3), EntryId(0), false, 400,
+                     [&res](const Status& st, EntryReply&& r) { res.Add(0, st, r.has_entry ? 1 : 0); });
   ASSERT_TRUE(WaitFor([&] { return HeldCount() == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(250));  // past request_timeout_ms alone
   EXPECT_EQ(res.size(), 0u);
@@ -594,7 +600,7 @@ TEST_F(NodeClientTest, ClientsOnAStoppedLoopFailWithClosed) {
 struct Pump {
   NodeClient* client = nullptr;
   int total = 0;
-  int issued = 0;     // loop thread
+  int issued = 0;  // loop thread
   size_t max_in_flight = 0;
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};

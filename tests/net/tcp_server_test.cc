@@ -33,9 +33,14 @@ class TestHandler : public FrameHandler {
     frames++;
     payload_bytes += payload.size();
     switch (reply.load()) {
-      case Reply::kEcho: conn->SendFrame(header, payload.view()); break;
-      case Reply::kAck: conn->SendFrame(std::string_view("ack"), std::string_view()); break;
-      case Reply::kNone: break;
+      case Reply::kEcho:
+        conn->SendFrame(header, payload.view());
+        break;
+      case Reply::kAck:
+        conn->SendFrame(std::string_view("ack"), std::string_view());
+        break;
+      case Reply::kNone:
+        break;
     }
     size_t q = conn->queued_output_bytes();
     if (q > max_queued.load()) max_queued = q;
@@ -72,7 +77,7 @@ class TestHandler : public FrameHandler {
   std::atomic<int> closes{0};
   std::atomic<int> closed_flag_seen{0};
   std::atomic<size_t> max_queued{0};
-  std::vector<Slice> held;            // loop thread only
+  std::vector<Slice> held;           // loop thread only
   std::vector<ConnectionPtr> conns;  // loop thread only
   Mutex mu;
   Status last_error DLOG_GUARDED_BY(mu);
@@ -127,7 +132,8 @@ TEST_F(TcpServerTest, EchoesManyPipelinedFrames) {
   ASSERT_TRUE(c.ok());
   constexpr int kFrames = 2000;
   std::string all;
-  for (int i = 0; i < kFrames; ++i) all += EncodeFrame("h" + std::to_string(i), std::string(i % 300, char('a' + i % 26)));
+  for (int i = 0; i < kFrames; ++i)
+    all += EncodeFrame("h" + std::to_string(i), std::string(i % 300, char('a' + i % 26)));
   std::thread writer([&] { ASSERT_TRUE(c.SendAll(all)); });
   for (int i = 0; i < kFrames; ++i) {
     std::string h, p;

@@ -124,8 +124,8 @@ TEST(Frame, HeaderLengthBeyondFrame) {
   // A frame whose CRC is right but whose header length claims more than there is.
   std::string wire(16, '\0');
   auto* p = reinterpret_cast<uint8_t*>(wire.data());
-  PutBe32(p, 12);       // crc + hdrlen + 4 bytes
-  PutBe32(p + 8, 5);    // header length 5 > 4
+  PutBe32(p, 12);     // crc + hdrlen + 4 bytes
+  PutBe32(p + 8, 5);  // header length 5 > 4
   PutBe32(p + 4, crc32c::Value(p + 8, 8));
   FrameView f;
   Status err;

@@ -106,8 +106,8 @@ TEST(SegmentFaultTest, ZkSessionExpiryMidWrite) {
   std::atomic<bool> stop{false};
   WriteOutcome out;
   std::thread writer([&] {
-    out = WriteEntries(w->get(), 0, 1'000'000, 300, [&](const WriteOutcome&) { return stop.load(); },
-                       [&](int64_t) { ++acked; });
+    out = WriteEntries(
+        w->get(), 0, 1'000'000, 300, [&](const WriteOutcome&) { return stop.load(); }, [&](int64_t) { ++acked; });
   });
   struct Joiner {
     std::atomic<bool>& stop;

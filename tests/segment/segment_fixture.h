@@ -5,7 +5,6 @@
 
 #include <zookeeper/zookeeper.h>
 
-
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -56,8 +55,8 @@ class SegmentCluster {
   SegmentCluster(int nodes, ZkServer* zk = nullptr) : zk_(zk), layout_(*metadata::Layout::Make("seg")) {
     for (int i = 0; i < nodes; ++i) {
       std::filesystem::create_directories(dir_.Sub("node" + std::to_string(i)));
-      nodes_.push_back(std::make_unique<LogstoreNode>(
-          dir_.Sub("node" + std::to_string(i)), FreePort(), std::vector<std::string>{"--journal-file-size", "16MiB"}));
+      nodes_.push_back(std::make_unique<LogstoreNode>(dir_.Sub("node" + std::to_string(i)), FreePort(),
+                                                      std::vector<std::string>{"--journal-file-size", "16MiB"}));
     }
   }
 
@@ -75,8 +74,9 @@ class SegmentCluster {
       bool started = false;
       for (int attempt = 0; attempt < 3 && !started; ++attempt) {
         if (attempt > 0) {
-          nodes_[i] = std::make_unique<LogstoreNode>(dir_.Sub("node" + std::to_string(i) + "-" + std::to_string(attempt)),
-                                                     FreePort(), std::vector<std::string>{"--journal-file-size", "16MiB"});
+          nodes_[i] =
+              std::make_unique<LogstoreNode>(dir_.Sub("node" + std::to_string(i) + "-" + std::to_string(attempt)),
+                                             FreePort(), std::vector<std::string>{"--journal-file-size", "16MiB"});
           std::filesystem::create_directories(dir_.Sub("node" + std::to_string(i) + "-" + std::to_string(attempt)));
         }
         started = nodes_[i]->Start(/*format=*/true);
@@ -106,8 +106,8 @@ class SegmentCluster {
   bool Register(const std::string& address) {
     proto::NodeRegistration reg;
     reg.set_address(address);
-    auto r = registrar_->store->CreateSync(layout_.Node(address), metadata::Encode(reg),
-                                           metadata::CreateMode::kEphemeral);
+    auto r =
+        registrar_->store->CreateSync(layout_.Node(address), metadata::Encode(reg), metadata::CreateMode::kEphemeral);
     return r.ok();
   }
   bool Unregister(const std::string& address) {
@@ -186,9 +186,9 @@ inline int64_t TestEntries(int64_t def) {
 
 // Outcome of a pipelined write: entries acknowledged and the statuses of the failed ones.
 struct WriteOutcome {
-  int64_t acked = 0;             // count of OK callbacks
-  int64_t max_acked = -1;        // highest acknowledged entry id
-  int64_t fenced = 0;            // kFenced callbacks (outcome unknown)
+  int64_t acked = 0;       // count of OK callbacks
+  int64_t max_acked = -1;  // highest acknowledged entry id
+  int64_t fenced = 0;      // kFenced callbacks (outcome unknown)
   int64_t other_errors = 0;
   std::string first_error;
 };

@@ -29,8 +29,8 @@ void WriteCloseReadFromEveryReplica(SegmentCluster& c, WriterConfig cfg, int64_t
   auto last = (*w)->CloseSync();
   ASSERT_TRUE(last.ok()) << last.status().ToString();
   EXPECT_EQ(last->value(), n - 1);
-  std::fprintf(stderr, "wrote %lld entries E=%d Qw=%d Qa=%d in %lld ms\n", static_cast<long long>(n),
-               cfg.ensemble_size, cfg.write_quorum, cfg.ack_quorum, static_cast<long long>(MonoMillis() - t0));
+  std::fprintf(stderr, "wrote %lld entries E=%d Qw=%d Qa=%d in %lld ms\n", static_cast<long long>(n), cfg.ensemble_size,
+               cfg.write_quorum, cfg.ack_quorum, static_cast<long long>(MonoMillis() - t0));
   proto::SegmentMetadata meta = (*w)->metadata();
   EXPECT_EQ(meta.state(), proto::SEGMENT_CLOSED);
   EXPECT_EQ(meta.last_entry_id(), n - 1);
@@ -149,7 +149,7 @@ TEST(SegmentTest, RecoveryAfterEnsembleChange) {
   const int64_t f1 = before.fragments(1).first_entry_id();
   EXPECT_GT(f1, 0);
   EXPECT_LE(f1, 2000);  // the kill may be noticed a few entries after entry 1000
-  w->reset();  // A goes away without closing
+  w->reset();           // A goes away without closing
   SegmentClient* b = c.NewClient(o);
   auto rec = SegmentRecovery::RecoverSync(b, seg);
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
@@ -267,11 +267,13 @@ TEST(SegmentTest, DroppedFenceKeepsAcknowledgedEntries) {
   }
   NodeClientHarness to_first(first), to_dropper(dropper);
   // A's entry 10 reached one node (1 ack = Qa - 1).
-  ASSERT_TRUE(to_first.client().AddEntrySync(seg, EntryId(10), EntryId(9), Slice::CopyOf(PayloadFor(seg, EntryId(10)))).ok());
+  ASSERT_TRUE(
+      to_first.client().AddEntrySync(seg, EntryId(10), EntryId(9), Slice::CopyOf(PayloadFor(seg, EntryId(10)))).ok());
   auto rec = SegmentRecovery::RecoverSync(c.NewClient(o), seg);
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   // A's late add of entry 10 reaches the node that missed the fence: it must be fenced now.
-  Status late = to_dropper.client().AddEntrySync(seg, EntryId(10), EntryId(9), Slice::CopyOf(PayloadFor(seg, EntryId(10))));
+  Status late =
+      to_dropper.client().AddEntrySync(seg, EntryId(10), EntryId(9), Slice::CopyOf(PayloadFor(seg, EntryId(10))));
   int64_t a_acked = 9;
   if (late.ok()) a_acked = 10;  // A would have 2 = Qa acks for entry 10
   EXPECT_TRUE(late.Is(NodeErrc::kFenced) || late.ok()) << late.ToString();

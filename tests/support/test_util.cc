@@ -220,8 +220,7 @@ Process* LogstoreNode::StartRaw(bool format, long nofile_limit) {
   if (proc_) proc_->Kill9AndWait();
   ++starts_;
   ProcessOptions o;
-  o.argv = {DlogdPath(), "logstore", "--data-dir", data_dir_, "--listen", address(), "--metrics-listen",
-            "127.0.0.1:0"};
+  o.argv = {DlogdPath(), "logstore", "--data-dir", data_dir_, "--listen", address(), "--metrics-listen", "127.0.0.1:0"};
   if (format) o.argv.push_back("--format");
   for (const auto& a : extra_args_) o.argv.push_back(a);
   o.stdout_path = dir_ + "/stdout.log";

@@ -49,7 +49,7 @@ struct ProcessOptions {
   std::string stdout_path;        // where the child's stdout goes
   std::string stderr_path;
   std::map<std::string, std::string> env;  // added to the environment
-  long nofile_limit = 0;          // if > 0, RLIMIT_NOFILE (soft and hard) for the child
+  long nofile_limit = 0;                   // if > 0, RLIMIT_NOFILE (soft and hard) for the child
 };
 
 class Process {
