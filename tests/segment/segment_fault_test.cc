@@ -14,7 +14,6 @@ namespace {
 using namespace std::chrono_literals;
 
 // segment_node_kill: kill -9 one ensemble node during writes (E+1 nodes).
-// segment_node_kill (issue 3): kill -9 a node mid-write; writes go on through an ensemble change.
 TEST(SegmentFaultTest, NodeKillDuringWrites) {
   SegmentCluster c(4);
   ASSERT_TRUE(c.Start()) << c.error();

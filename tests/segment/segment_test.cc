@@ -128,7 +128,7 @@ TEST(SegmentTest, FencingRace) { FencingRace(1); }
 TEST(SegmentTest, FencingRaceTenRecoverers) { FencingRace(10); }
 
 // A segment that had an ensemble change recovers from its last fragment.
-// segment_recovery_after_ensemble_change (issue 3; TLA+ "defect 2" of the BookKeeper model).
+// segment_recovery_after_ensemble_change (issue 3; TLA+ "defect 2").
 TEST(SegmentTest, RecoveryAfterEnsembleChange) {
   SegmentCluster c(4);
   ASSERT_TRUE(c.Start()) << c.error();
@@ -243,7 +243,7 @@ TEST(SegmentTest, RestartedNodeServesReads) {
 // accept the old writer's late add after recovery counted it as "no such
 // entry". Writer A has entry 10 at Qa-1 = 1 ack (on n0 only) when recovery
 // starts; n2 drops the first fencing read it gets.
-// segment_dropped_fence (issue 3; apache/bookkeeper#2614).
+// (segment_dropped_fence in issue 3.)
 TEST(SegmentTest, DroppedFenceKeepsAcknowledgedEntries) {
   SegmentCluster c(3);
   c.node(2).set_env({{"DLOG_FAILPOINTS", "node.drop_fence=1"}});
