@@ -104,9 +104,14 @@ std::optional<SegmentId> Layout::ParseSegment(std::string_view path) const {
 
 std::string Layout::CountersDir() const { return root_ + "/counters"; }
 std::string Layout::SegmentIdCounter() const { return CountersDir() + "/segment-id"; }
-std::string Layout::LogsDir() const { return root_ + "/logs"; }
-std::string Layout::Log(std::string_view log_name) const { return LogsDir() + "/" + EscapeName(log_name); }
-std::string Layout::LogLockDir(std::string_view log_name) const { return Log(log_name) + "/lock"; }
+std::string Layout::NamespacesDir() const { return root_ + "/namespaces"; }
+std::string Layout::Namespace(std::string_view ns) const { return NamespacesDir() + "/" + EscapeName(ns); }
+std::string Layout::Log(std::string_view ns, std::string_view log_name) const {
+  return Namespace(ns) + "/" + EscapeName(log_name);
+}
+std::string Layout::LogLockDir(std::string_view ns, std::string_view log_name) const {
+  return Log(ns, log_name) + "/lock";
+}
 std::string Layout::BrokersDir() const { return root_ + "/brokers"; }
 std::string Layout::Broker(std::string_view broker_id) const { return BrokersDir() + "/" + EscapeName(broker_id); }
 std::string Layout::TopicsDir() const { return root_ + "/topics"; }
@@ -116,7 +121,7 @@ std::string Layout::Ownership(std::string_view partition) const { return Ownersh
 
 std::vector<std::string> Layout::Directories() const {
   return {"/dlog",       root_,     NodesDir(),   CookiesDir(), SegmentsDir(),
-          CountersDir(), LogsDir(), BrokersDir(), TopicsDir(),  OwnershipDir()};
+          CountersDir(), NamespacesDir(), BrokersDir(), TopicsDir(),  OwnershipDir()};
 }
 
 }  // namespace dlog::metadata

@@ -6,8 +6,9 @@
 //   segments/<id / 10000>/<id>           SegmentMetadata (bucketed: no znode
 //                                        gets more than 10000 children)
 //   counters/segment-id                  IdCounter for segment ids
-//   logs/<escaped log name>              LogMetadata
-//   logs/<escaped log name>/lock/<guid>-<seq>  OwnerRecord, ephemeral sequential
+//   namespaces/<escaped ns>              NamespaceMetadata; its children are its logs
+//   namespaces/<escaped ns>/<escaped log>          LogMetadata
+//   namespaces/<escaped ns>/<escaped log>/lock/<guid>-<seq>  OwnerRecord, ephemeral sequential
 //   brokers/<escaped broker id>          broker registration, ephemeral
 //   topics/<escaped tenant/namespace/topic>   topic metadata
 //   ownership/<escaped partition name>   ownership (the partition log's lock)
@@ -54,9 +55,10 @@ class Layout {
   std::optional<SegmentId> ParseSegment(std::string_view path) const;
   std::string CountersDir() const;
   std::string SegmentIdCounter() const;
-  std::string LogsDir() const;
-  std::string Log(std::string_view log_name) const;
-  std::string LogLockDir(std::string_view log_name) const;
+  std::string NamespacesDir() const;
+  std::string Namespace(std::string_view ns) const;
+  std::string Log(std::string_view ns, std::string_view log_name) const;
+  std::string LogLockDir(std::string_view ns, std::string_view log_name) const;
   std::string BrokersDir() const;
   std::string Broker(std::string_view broker_id) const;
   std::string TopicsDir() const;

@@ -18,6 +18,8 @@ const char* RecordTypeName(proto::MetadataRecordType type) {
       return "IdCounter";
     case proto::NODE_COOKIE:
       return "NodeCookie";
+    case proto::NAMESPACE_METADATA:
+      return "NamespaceMetadata";
     default:
       return "unknown record type";
   }

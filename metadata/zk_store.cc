@@ -1288,4 +1288,25 @@ std::pair<int64_t, std::string> ZkStore::SessionCredentials() {
   return out;
 }
 
+Result<std::string> ParseZkUrl(const std::string& url) {
+  const std::string scheme = "zk://";
+  if (url.rfind(scheme, 0) != 0) {
+    return Status::Error(MetaErrc::kInvalidArgument, "metadata URL '" + url + "' must start with zk://");
+  }
+  std::string rest = url.substr(scheme.size());
+  std::string path;
+  const size_t slash = rest.find('/');
+  if (slash != std::string::npos) {
+    path = rest.substr(slash);
+    rest = rest.substr(0, slash);
+  }
+  if (!path.empty() && path != "/dlog" && path != "/dlog/") {
+    return Status::Error(
+        MetaErrc::kInvalidArgument,
+        "metadata URL '" + url + "': the tree lives under /dlog/<cluster id>; path '" + path + "' is not supported");
+  }
+  if (rest.empty()) return Status::Error(MetaErrc::kInvalidArgument, "metadata URL '" + url + "' names no host");
+  return rest;
+}
+
 }  // namespace dlog::metadata

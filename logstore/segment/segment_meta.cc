@@ -45,6 +45,15 @@ void CreateSegment(metadata::MetadataStore* store, const metadata::Layout& layou
                 });
 }
 
+void EnsureSegmentBucket(metadata::MetadataStore* store, const metadata::Layout& layout, SegmentId id,
+                         std::function<void(Status)> cb) {
+  store->Create(layout.SegmentBucket(id), "", metadata::CreateMode::kPersistent,
+                [cb = std::move(cb)](Result<std::string> r) {
+                  if (!r.ok() && !r.status().Is(metadata::MetaErrc::kNodeExists)) return cb(r.status());
+                  cb(Status::OK());
+                });
+}
+
 const char* SegmentStateName(proto::SegmentState s) {
   switch (s) {
     case proto::SEGMENT_OPEN:

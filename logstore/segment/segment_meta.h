@@ -32,6 +32,10 @@ void CasSegment(metadata::MetadataStore* store, const metadata::Layout& layout, 
 void CreateSegment(metadata::MetadataStore* store, const metadata::Layout& layout, const proto::SegmentMetadata& meta,
                    std::function<void(Status)> cb);
 
+// Creates the bucket node that holds `id`'s record, if missing.
+void EnsureSegmentBucket(metadata::MetadataStore* store, const metadata::Layout& layout, SegmentId id,
+                         std::function<void(Status)> cb);
+
 const char* SegmentStateName(proto::SegmentState s);
 
 }  // namespace dlog::segment

@@ -45,7 +45,7 @@ struct Retry {
 // accessors (mu_ / atomics).
 class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::Impl> {
  public:
-  enum class State { kOpen, kClosing, kClosed, kFenced, kAborted };
+  enum class State { kOpen, kClosing, kSealed, kClosed, kFenced, kAborted };
 
   Impl(SegmentClient* client, proto::SegmentMetadata meta, int32_t version)
       : client_(client),
@@ -104,6 +104,14 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
     if (state_ != State::kOpen) return cb(Status::Error(SegmentErrc::kClosed, Name() + " is already closing"));
     state_ = State::kClosing;
     close_cb_ = std::move(cb);
+    MaybeFinishClose();
+  }
+
+  void Seal(SealCallback cb) {
+    if (state_ == State::kFenced) return cb(Status::Error(SegmentErrc::kFenced, Name() + " is fenced"));
+    if (state_ != State::kOpen) return cb(Status::Error(SegmentErrc::kClosed, Name() + " is already closing"));
+    state_ = State::kClosing;
+    seal_cb_ = std::move(cb);
     MaybeFinishClose();
   }
 
@@ -221,7 +229,7 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
 
   // No add carried the LAC for a while: push it explicitly to the ensemble.
   void FlushLac() {
-    if (!Active() || lac_ <= lac_carried_) return;
+    if (!(Active() || state_ == State::kSealed) || lac_ <= lac_carried_) return;
     lac_carried_ = lac_;
     client_->probe().lac_writes_total.fetch_add(1, std::memory_order_relaxed);
     for (int slot = 0; slot < e_; ++slot) {
@@ -243,6 +251,11 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
     if (close_cb_) {
       auto cb = std::move(close_cb_);
       close_cb_ = nullptr;
+      cb(st);
+    }
+    if (seal_cb_) {
+      auto cb = std::move(seal_cb_);
+      seal_cb_ = nullptr;
       cb(st);
     }
   }
@@ -422,11 +435,20 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
 
   void MaybeFinishClose() {
     if (state_ != State::kClosing || !pending_.empty() || changing_ || close_cas_inflight_) return;
-    close_cas_inflight_ = true;
     proto::SegmentMetadata next = meta_;
     next.set_state(proto::SEGMENT_CLOSED);
     next.set_last_entry_id(lac_);
     next.set_length(bytes_);
+    if (seal_cb_) {
+      // Sealed: the caller stores `next`. The LAC timer keeps running so
+      // tailing readers learn the last entry meanwhile.
+      state_ = State::kSealed;
+      auto cb = std::move(seal_cb_);
+      seal_cb_ = nullptr;
+      cb(SealedSegment{std::move(next), version_});
+      return;
+    }
+    close_cas_inflight_ = true;
     CasClose(std::move(next));
   }
 
@@ -499,6 +521,7 @@ class SegmentWriter::Impl : public std::enable_shared_from_this<SegmentWriter::I
   uint64_t bytes_ = 0;
   State state_ = State::kOpen;
   CloseCallback close_cb_;
+  SealCallback seal_cb_;
   bool close_cas_inflight_ = false;
   std::vector<Retry> retries_;
   int64_t backoff_ms_ = 0;
@@ -526,6 +549,21 @@ SegmentWriter::~SegmentWriter() {
 }
 
 void SegmentWriter::Create(SegmentClient* client, WriterConfig config, CreateCallback cb) {
+  Prepare(client, config, [client, cb](Result<proto::SegmentMetadata> meta) {
+    if (!meta.ok()) return cb(meta.status());
+    CreateSegment(client->store(), client->layout(), *meta, [client, meta = *meta, cb](Status st) {
+      if (!st.ok()) return cb(st);
+      cb(Open(client, meta, 0));
+    });
+  });
+}
+
+std::unique_ptr<SegmentWriter> SegmentWriter::Open(SegmentClient* client, proto::SegmentMetadata meta,
+                                                   int32_t version) {
+  return std::unique_ptr<SegmentWriter>(new SegmentWriter(std::make_shared<Impl>(client, std::move(meta), version)));
+}
+
+void SegmentWriter::Prepare(SegmentClient* client, WriterConfig config, PrepareCallback cb) {
   if (!(config.ensemble_size >= config.write_quorum && config.write_quorum >= config.ack_quorum &&
         config.ack_quorum >= 1 && config.ensemble_size <= 32)) {
     Status st = Status::Error(SegmentErrc::kInvalidArgument,
@@ -551,11 +589,11 @@ void SegmentWriter::Create(SegmentClient* client, WriterConfig config, CreateCal
                 proto::Fragment* f = meta.add_fragments();
                 f->set_first_entry_id(0);
                 for (auto& n : *nodes) f->add_ensemble(n);
-                CreateSegment(client->store(), client->layout(), meta, [client, meta, cb](Status st) {
-                  if (!st.ok()) return cb(st);
-                  auto impl = std::make_shared<Impl>(client, meta, 0);
-                  cb(std::unique_ptr<SegmentWriter>(new SegmentWriter(std::move(impl))));
-                });
+                EnsureSegmentBucket(client->store(), client->layout(), SegmentId(sid),
+                                    [meta, cb](Status st) {
+                                      if (!st.ok()) return cb(st);
+                                      cb(meta);
+                                    });
               });
   });
 }
@@ -584,6 +622,10 @@ Result<EntryId> SegmentWriter::AddSync(Slice payload) {
 
 void SegmentWriter::Close(CloseCallback cb) {
   impl_->client()->loop()->Dispatch([impl = impl_, cb = std::move(cb)]() mutable { impl->Close(std::move(cb)); });
+}
+
+void SegmentWriter::Seal(SealCallback cb) {
+  impl_->client()->loop()->Dispatch([impl = impl_, cb = std::move(cb)]() mutable { impl->Seal(std::move(cb)); });
 }
 
 Result<EntryId> SegmentWriter::CloseSync() {

@@ -59,17 +59,36 @@ struct WriterConfig {
 
 inline constexpr size_t kMaxPayload = 4u << 20;
 
+// What Seal hands back: the CLOSED metadata the writer would store (state,
+// last_entry_id = the LAC, length) and the version to compare-and-set it at.
+struct SealedSegment {
+  proto::SegmentMetadata closed;
+  int32_t version = 0;
+};
+
 class SegmentWriter {
  public:
   using AddCallback = std::function<void(Result<EntryId>)>;
   using CloseCallback = std::function<void(Result<EntryId>)>;
   using CreateCallback = std::function<void(Result<std::unique_ptr<SegmentWriter>>)>;
+  using PrepareCallback = std::function<void(Result<proto::SegmentMetadata>)>;
+  using SealCallback = std::function<void(Result<SealedSegment>)>;
 
   // Allocates a segment id, places E live nodes and writes OPEN metadata with
   // fragment 0. Errors: kInvalidArgument (quorums; E <= 32), kNotEnoughNodes,
   // metadata errors. The callback runs on the loop.
   static void Create(SegmentClient* client, WriterConfig config, CreateCallback cb);
   static Result<std::unique_ptr<SegmentWriter>> CreateSync(SegmentClient* client, WriterConfig config);
+
+  // The two halves of Create, for callers that store the new segment's
+  // metadata themselves inside a larger atomic Multi (a log's roll):
+  // Prepare allocates the id, places E live nodes, makes sure the segment's
+  // bucket node exists and returns the OPEN metadata WITHOUT storing it; the
+  // caller creates Layout::Segment(id) with Encode(meta) (version 0) and then
+  // calls Open, before any add.
+  static void Prepare(SegmentClient* client, WriterConfig config, PrepareCallback cb);
+  // A writer over OPEN metadata the caller has stored at `version`. Any thread.
+  static std::unique_ptr<SegmentWriter> Open(SegmentClient* client, proto::SegmentMetadata meta, int32_t version);
 
   ~SegmentWriter();
   SegmentWriter(const SegmentWriter&) = delete;
@@ -84,6 +103,12 @@ class SegmentWriter {
   // writer was fenced (the segment is recovered by someone else).
   void Close(CloseCallback cb);
   Result<EntryId> CloseSync();
+  // Like Close, but stores nothing: refuses later adds (kClosed), waits for
+  // every pending add, then hands back the CLOSED metadata to store (for a
+  // caller that closes the segment inside its own Multi, e.g. a log roll
+  // that also lists the next segment). The writer stays alive (its LAC keeps
+  // being sent) until destroyed. kFenced if it was fenced.
+  void Seal(SealCallback cb);
 
   // Thread-safe snapshots.
   EntryId lac() const;

@@ -17,8 +17,9 @@ TEST(LayoutTest, Paths) {
   EXPECT_EQ(l->Segment(SegmentId(123456789)), "/dlog/prod-1/segments/12345/123456789");
   EXPECT_EQ(l->SegmentBucket(SegmentId(9999)), "/dlog/prod-1/segments/0");
   EXPECT_EQ(l->SegmentBucket(SegmentId(10000)), "/dlog/prod-1/segments/1");
-  EXPECT_EQ(l->Log("tenant/ns/topic-partition-0"), "/dlog/prod-1/logs/tenant%2Fns%2Ftopic-partition-0");
-  EXPECT_EQ(l->LogLockDir("a"), "/dlog/prod-1/logs/a/lock");
+  EXPECT_EQ(l->Namespace("default"), "/dlog/prod-1/namespaces/default");
+  EXPECT_EQ(l->Log("tenant/ns", "topic-partition-0"), "/dlog/prod-1/namespaces/tenant%2Fns/topic-partition-0");
+  EXPECT_EQ(l->LogLockDir("d", "a/b"), "/dlog/prod-1/namespaces/d/a%2Fb/lock");
   EXPECT_EQ(l->Broker("b:1"), "/dlog/prod-1/brokers/b%3A1");
   EXPECT_EQ(l->Topic("t/n/x"), "/dlog/prod-1/topics/t%2Fn%2Fx");
   EXPECT_EQ(l->Ownership("p"), "/dlog/prod-1/ownership/p");
