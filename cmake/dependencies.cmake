@@ -18,3 +18,20 @@ set_target_properties(ZooKeeper::zookeeper_mt PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${ZOOKEEPER_INCLUDE_DIR}"
   INTERFACE_COMPILE_DEFINITIONS "THREADED"
   INTERFACE_LINK_LIBRARIES Threads::Threads)
+
+# ---------------------------------------------------------------------------
+# Optional: the NATS C client (Debian: libnats-dev), only for the peer-system
+# benchmark benchmarks/jetstream_bench. Found through pkg-config (libnats.pc);
+# Debian's cnats CMake config is unusable (it names libnats_static.a, which
+# the package does not ship). If absent, jetstream_bench is simply not built.
+pkg_check_modules(LIBNATS QUIET IMPORTED_TARGET libnats)
+if(LIBNATS_FOUND)
+  find_path(LIBNATS_HEADER_DIR nats/nats.h HINTS ${LIBNATS_INCLUDE_DIRS})
+endif()
+if(LIBNATS_FOUND AND LIBNATS_HEADER_DIR)
+  set(DLOG_HAVE_LIBNATS ON)
+  message(STATUS "libnats ${LIBNATS_VERSION} found: benchmarks/jetstream_bench will be built")
+else()
+  set(DLOG_HAVE_LIBNATS OFF)
+  message(STATUS "libnats not found (apt-get install libnats-dev): benchmarks/jetstream_bench is not built")
+endif()

@@ -11,6 +11,7 @@ PKGS=(
   librocksdb-dev prometheus-cpp-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   liblz4-dev libzstd-dev libcli11-dev
+  nats-server libnats-dev
 )
 
 missing=()
