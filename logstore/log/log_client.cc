@@ -49,9 +49,12 @@ Result<std::unique_ptr<LogClient>> LogClient::Attach(metadata::MetadataStore* st
 }
 
 LogClient::~LogClient() {
+  // The store first: what it still holds (callbacks of requests left by
+  // readers and writers already destroyed) fails with kClosed while the
+  // segment client is alive, so nothing runs against a freed one.
+  if (owned_store_) owned_store_->CloseSync();
   if (segments_) segments_->Close();
   segments_.reset();
-  if (owned_store_) owned_store_->CloseSync();
   owned_store_.reset();
   if (loop_) loop_->Stop();
 }

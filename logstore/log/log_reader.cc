@@ -338,12 +338,13 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   void ReadEntry(int64_t e) {
     ++inflight_;
     std::weak_ptr<Impl> w = weak_from_this();
-    std::shared_ptr<segment::SegmentReader> seg = seg_;
+    // Callbacks hold the segment reader weakly: it belongs to seg_ alone (a
+    // callback that outlived the client must not destroy it).
+    std::weak_ptr<segment::SegmentReader> ws = seg_;
     const int64_t seq = seg_seq_;
-    seg->Read(EntryId(e), [w, e, seq, seg](Result<segment::ReadResult> r) {
+    seg_->Read(EntryId(e), [w, e, seq, ws](Result<segment::ReadResult> r) {
       auto self = w.lock();
-      if (self) self->loop()->Post([seg] {});  // not destroyed inside its own callback
-      if (!self || self->closed_ || self->seg_ != seg || self->seg_seq_ != seq) return;
+      if (!self || self->closed_ || self->seg_ != ws.lock() || self->seg_seq_ != seq) return;
       --self->inflight_;
       if (!r.ok()) return self->OnReadError(e, r.status());
       self->fetched_[e] = std::move(r->payload);
@@ -354,12 +355,12 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   void LongPoll() {
     long_polling_ = true;
     std::weak_ptr<Impl> w = weak_from_this();
-    std::shared_ptr<segment::SegmentReader> seg = seg_;
+    std::weak_ptr<segment::SegmentReader> ws = seg_;
     const int64_t e = next_fetch_;
-    seg->WaitForEntry(EntryId(e), options_.long_poll_ms, [w, e, seg](Result<segment::ReadResult> r) {
+    seg_->WaitForEntry(EntryId(e), options_.long_poll_ms, [w, e, ws](Result<segment::ReadResult> r) {
       auto self = w.lock();
-      if (self) self->loop()->Post([seg] {});
-      if (!self || self->closed_ || self->seg_ != seg) return;
+      std::shared_ptr<segment::SegmentReader> seg = ws.lock();
+      if (!self || self->closed_ || !seg || self->seg_ != seg) return;
       self->long_polling_ = false;
       if (r.ok()) {
         if (e == self->next_fetch_) ++self->next_fetch_;
@@ -374,12 +375,12 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
 
   void RefreshSegment() {
     std::weak_ptr<Impl> w = weak_from_this();
-    std::shared_ptr<segment::SegmentReader> seg = seg_;
+    std::weak_ptr<segment::SegmentReader> ws = seg_;
     long_polling_ = true;  // no second long poll meanwhile
-    seg->Refresh([w, seg](Result<EntryId> last) {
+    seg_->Refresh([w, ws](Result<EntryId> last) {
       auto self = w.lock();
-      if (self) self->loop()->Post([seg] {});
-      if (!self || self->closed_ || self->seg_ != seg) return;
+      std::shared_ptr<segment::SegmentReader> seg = ws.lock();
+      if (!self || self->closed_ || !seg || self->seg_ != seg) return;
       self->long_polling_ = false;
       if (!last.ok()) return self->FailOrRetry(last.status());
       self->seg_last_ = std::max(self->seg_last_, last->value());
@@ -393,10 +394,10 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     DLOG_WARN << paths_.Describe() << ": reading entry " << e << " of segment seq " << seg_seq_
               << " failed: " << st.ToString() << "; retrying";
     std::weak_ptr<Impl> w = weak_from_this();
-    std::shared_ptr<segment::SegmentReader> seg = seg_;
-    segment::AfterMs(loop(), static_cast<uint64_t>(client_->options().retry_backoff_ms * 5), [w, e, seg] {
+    std::weak_ptr<segment::SegmentReader> ws = seg_;
+    segment::AfterMs(loop(), static_cast<uint64_t>(client_->options().retry_backoff_ms * 5), [w, e, ws] {
       auto self = w.lock();
-      if (!self || self->closed_ || self->seg_ != seg) return;
+      if (!self || self->closed_ || !self->seg_ || self->seg_ != ws.lock()) return;
       // The segment may have been truncated and deleted meanwhile.
       self->CheckTruncatedThen([w, e] {
         auto s = w.lock();

@@ -255,13 +255,12 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
           auto self = w.lock();
           if (!self || self->state_ != State::kOpening) return;
           if (!r.ok()) return self->FailOpen(r.status().WithContext("reading a recovered segment's last entry"));
-          std::shared_ptr<segment::SegmentReader> reader(std::move(*r));
-          reader->Read(EntryId(closed.last_entry_id()), [w, i, closed, reader](Result<segment::ReadResult> e) {
-            // Not destroyed inside its own callback: the last reference goes in a later task.
-            reader->metadata();
+          // The writer owns the reader; the callback must not (it may outlive the client).
+          self->counters_reader_ = std::move(*r);
+          self->counters_reader_->Read(EntryId(closed.last_entry_id()), [w, i, closed](Result<segment::ReadResult> e) {
             auto self = w.lock();
-            if (self) self->client_->loop()->Post([reader] {});
             if (!self || self->state_ != State::kOpening) return;
+            self->old_readers_.push_back(std::move(self->counters_reader_));  // not destroyed in its own callback
             if (!e.ok()) return self->FailOpen(e.status().WithContext("reading a recovered segment's last entry"));
             Result<EntryHeader> h = DecodeEntryHeader(e->payload);
             if (!h.ok()) return self->FailOpen(h.status().WithContext("segment " + std::to_string(closed.segment_id())));
@@ -310,6 +309,10 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
       next_seq = 0;
     }
     to_recover_.clear();
+    std::weak_ptr<Impl> w = weak_from_this();
+    loop()->Post([w] {
+      if (auto self = w.lock()) self->old_readers_.clear();
+    });
     {
       MutexLock l(&mu_);
       next_seq_ = next_seq;
@@ -887,6 +890,8 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     ReleaseLock();
     lock_timer_.Stop();
     old_writers_.clear();
+    old_readers_.clear();
+    counters_reader_.reset();
     cur_.reset();
   }
 
@@ -940,6 +945,8 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
   std::vector<segment::VersionedMeta> to_recover_;
   std::unique_ptr<segment::SegmentWriter> cur_;
   std::vector<std::unique_ptr<segment::SegmentWriter>> old_writers_;
+  std::unique_ptr<segment::SegmentReader> counters_reader_;
+  std::vector<std::unique_ptr<segment::SegmentReader>> old_readers_;
   int64_t cur_seq_ = 0;
   int64_t seg_bytes_ = 0;
   int64_t seg_entries_ = 0;

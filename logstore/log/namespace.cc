@@ -93,6 +93,17 @@ Status ValidateLogName(std::string_view name) {
 
 // ---- Namespace ----
 
+namespace {
+// Posts cb(error) and returns true if `log` is not a valid name.
+template <typename Cb>
+bool RejectBadName(segment::SegmentClient* client, const std::string& log, Cb& cb) {
+  Status st = ValidateLogName(log);
+  if (st.ok()) return false;
+  client->loop()->Post([cb, st] { cb(st); });
+  return true;
+}
+}  // namespace
+
 class Namespace::Impl {
  public:
   explicit Impl(NsRef ctx) : ctx_(std::move(ctx)) {}
@@ -175,10 +186,7 @@ Result<std::vector<std::string>> Namespace::ListNamespacesSync(segment::SegmentC
 
 void Namespace::CreateLog(std::string log, std::function<void(Status)> cb) {
   segment::SegmentClient* client = impl_->client();
-  if (Status st = ValidateLogName(log); !st.ok()) {
-    client->loop()->Post([cb, st] { cb(st); });
-    return;
-  }
+  if (RejectBadName(client, log, cb)) return;
   LogPaths p = impl_->Paths(log);
   proto::LogMetadata m;
   m.set_incarnation(RandomIncarnation());
@@ -205,6 +213,7 @@ Status Namespace::CreateLogSync(const std::string& log) {
 }
 
 void Namespace::DeleteLog(std::string log, std::function<void(Status)> cb) {
+  if (RejectBadName(impl_->client(), log, cb)) return;
   segment::SegmentClient* client = impl_->client();
   LogPaths p = impl_->Paths(log);
   metadata::MetadataStore* store = impl_->store();
@@ -275,6 +284,7 @@ Result<std::vector<std::string>> Namespace::ListLogsSync() {
 }
 
 void Namespace::GetLogInfo(std::string log, std::function<void(Result<LogInfo>)> cb) {
+  if (RejectBadName(impl_->client(), log, cb)) return;
   segment::SegmentClient* client = impl_->client();
   LogPaths p = impl_->Paths(log);
   metadata::MetadataStore* store = impl_->store();
@@ -476,6 +486,7 @@ void SweepLog(NsRef ns, LogPaths p, std::function<void(Status)> cb) {
 }
 
 void Namespace::Truncate(std::string log, Dlsn dlsn, std::function<void(Status)> cb) {
+  if (RejectBadName(impl_->client(), log, cb)) return;
   NsRef ns = impl_->ctx_;
   LogPaths p = impl_->Paths(log);
   auto before = [dlsn](const proto::LogMetadata&, const std::vector<segment::VersionedMeta>& segs) {
@@ -498,6 +509,7 @@ Status Namespace::TruncateSync(const std::string& log, Dlsn dlsn) {
 }
 
 void Namespace::Sweep(std::string log, std::function<void(Status)> cb) {
+  if (RejectBadName(impl_->client(), log, cb)) return;
   SweepLog(impl_->ctx_, impl_->Paths(log), std::move(cb));
 }
 
