@@ -495,8 +495,9 @@ void OpenLogReader(NsRef ns, std::string log, StartPosition start, ReaderOptions
     return;
   }
   LogPaths paths = LogPaths::Of(client->layout(), ns->ns, log);
-  auto impl = std::make_shared<LogReader::Impl>(std::move(ns), std::move(paths), options);
-  client->loop()->Dispatch([impl, start, cb] {
+  // Made on the loop: its timer is a loop-thread object.
+  client->loop()->Dispatch([ns = std::move(ns), paths = std::move(paths), options, start, cb]() mutable {
+    auto impl = std::make_shared<LogReader::Impl>(std::move(ns), std::move(paths), options);
     impl->Start(start, [impl, cb](Status st) {
       if (!st.ok()) {
         impl->Close();

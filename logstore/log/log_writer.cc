@@ -997,8 +997,9 @@ void OpenLogWriter(NsRef ns, std::string log, WriterOptions options,
     return;
   }
   LogPaths paths = LogPaths::Of(client->layout(), ns->ns, log);
-  auto impl = std::make_shared<LogWriter::Impl>(std::move(ns), std::move(paths), std::move(options));
-  client->loop()->Dispatch([impl, cb] {
+  // Made on the loop: its timers are loop-thread objects.
+  client->loop()->Dispatch([ns = std::move(ns), paths = std::move(paths), options = std::move(options), cb]() mutable {
+    auto impl = std::make_shared<LogWriter::Impl>(std::move(ns), std::move(paths), std::move(options));
     impl->Open([impl, cb](Status st) {
       if (!st.ok()) return cb(st);
       cb(std::make_unique<LogWriter>(impl));

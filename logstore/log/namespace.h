@@ -76,8 +76,8 @@ struct LogInfo {
   std::optional<proto::OwnerRecord> owner;  // the writer holding the lock, if any
 };
 
-// Validates a log or namespace name: 1..255 bytes, printable ASCII, no
-// leading '.', not "lock".
+// Validates a log or namespace name: 1..255 bytes of printable ASCII
+// without spaces, no leading '.', not "lock".
 Status ValidateLogName(std::string_view name);
 
 class Namespace {

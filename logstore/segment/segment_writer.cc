@@ -560,6 +560,7 @@ void SegmentWriter::Create(SegmentClient* client, WriterConfig config, CreateCal
 
 std::unique_ptr<SegmentWriter> SegmentWriter::Open(SegmentClient* client, proto::SegmentMetadata meta,
                                                    int32_t version) {
+  DLOG_CHECK(client->loop()->InLoopThread()) << "SegmentWriter::Open off the loop";
   return std::unique_ptr<SegmentWriter>(new SegmentWriter(std::make_shared<Impl>(client, std::move(meta), version)));
 }
 

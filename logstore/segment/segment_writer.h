@@ -87,7 +87,8 @@ class SegmentWriter {
   // caller creates Layout::Segment(id) with Encode(meta) (version 0) and then
   // calls Open, before any add.
   static void Prepare(SegmentClient* client, WriterConfig config, PrepareCallback cb);
-  // A writer over OPEN metadata the caller has stored at `version`. Any thread.
+  // A writer over OPEN metadata the caller has stored at `version`. On the
+  // client's loop only (the writer's timers are loop objects).
   static std::unique_ptr<SegmentWriter> Open(SegmentClient* client, proto::SegmentMetadata meta, int32_t version);
 
   ~SegmentWriter();
