@@ -7,8 +7,9 @@ SHELL := /bin/bash
 JOBS ?= 2
 CMAKE_COMMON := -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 BUILD ?= build
-RUN_DIR ?= data/logstore
-LISTEN ?= 127.0.0.1:4181
+RUN_DIR ?= data/standalone
+LISTEN ?= 127.0.0.1:4180
+NODE_LISTEN ?= 127.0.0.1:4181
 METRICS ?= 127.0.0.1:9464
 # Labels CI runs (scale and soak runs are opt-in).
 TEST_LABELS ?= unit|integration|fault|fuzz
@@ -28,13 +29,13 @@ build: deps $(BUILD)/build.ninja
 build-release: deps
 	@[ -f build-release/build.ninja ] || cmake -S . -B build-release $(CMAKE_COMMON) \
 	    -DCMAKE_BUILD_TYPE=Release -DDLOG_FAILPOINTS=OFF -DDLOG_FUZZ=OFF
-	cmake --build build-release -j $(JOBS) --target dlogd
+	cmake --build build-release -j $(JOBS) --target dlogd dlog
 
+# dlogd standalone formats its data dir on the first run by itself.
 run: build-release
 	@mkdir -p $(RUN_DIR)
-	@fmt=""; [ -f $(RUN_DIR)/COOKIE ] || fmt="--format"; \
-	  exec ./build-release/server/dlogd logstore --data-dir $(RUN_DIR) --listen $(LISTEN) \
-	    --metrics-listen $(METRICS) $$fmt
+	exec ./build-release/server/dlogd standalone --data-dir $(RUN_DIR) --listen $(LISTEN) \
+	    --node-listen $(NODE_LISTEN) --metrics-listen $(METRICS)
 
 # Every label CI runs, then the unit and integration tests again under ASan+UBSan.
 test: test-release test-asan

@@ -9,3 +9,5 @@ echo "== node_bench (one dlogd logstore; baseline: raw pwrite+fdatasync, same ba
 "$build/benchmarks/node_bench" --size 1024 --connections 4 --window 256 --seconds "$secs"
 echo "== segment_bench (replicated E=3,Qw=3,Qa=2 vs E=Qw=Qa=1 on the same nodes, loopback) =="
 "$build/benchmarks/segment_bench" --window 1000 --seconds "$secs"
+echo "== log_vs_jetstream (log writer E=3,Qw=3,Qa=2 + ZooKeeper vs NATS JetStream R3; median of 3 alternating rounds) =="
+BENCH_SECONDS="$secs" bash benchmarks/log_vs_jetstream.sh "$build"

@@ -1,33 +1,18 @@
 #include "server/logstore_main.h"
 
-#include <signal.h>
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "common/logging.h"
-#include "logstore/node/service.h"
-#include "logstore/node/store.h"
 #include "metadata/layout.h"
 #include "metadata/zk_store.h"
 #include "net/event_loop.h"
-#include "net/tcp_server.h"
 #include "server/metrics.h"
 #include "server/node_registration.h"
+#include "server/node_server.h"
 
 namespace dlog::server {
-namespace {
-
-void RaiseFileLimit() {
-  rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    IgnoreError(setrlimit(RLIMIT_NOFILE, &rl));
-  }
-}
-
-}  // namespace
 
 void AddLogstoreOptions(CLI::App* app, LogstoreFlags* f) {
   app->add_option("--data-dir", f->data_dir, "Data directory (journal/, index/, COOKIE)")->required();
@@ -63,87 +48,30 @@ int RunLogstore(const LogstoreFlags& f) {
     std::fprintf(stderr, "dlogd logstore: %s\n", st.ToString().c_str());
     return 1;
   };
-  auto listen = ParseHostPort(f.listen);
-  if (!listen.ok()) return fail(listen.status().WithContext("--listen"));
-  std::string node_id = f.node_id.empty() ? listen->ToString() : f.node_id;
-  if (f.node_id.empty() && listen->port == 0) {
-    return fail(Status::Error(CommonErrc::kInvalidArgument, "with --listen port 0, pass --node-id"));
-  }
-
-  node::StoreOptions so;
-  so.data_dir = f.data_dir;
-  so.node_id = node_id;
-  so.cluster_id = f.cluster_id;
-  so.format = f.format;
-  struct SizeFlag {
-    const std::string& text;
-    uint64_t* out;
-    const char* name;
-  };
-  uint64_t max_frame = 0, inbound = 0;
-  for (const SizeFlag& s : {SizeFlag{f.journal_file_size, &so.journal_file_bytes, "--journal-file-size"},
-                            SizeFlag{f.journal_max_batch, &so.journal_max_batch_bytes, "--journal-max-batch"},
-                            SizeFlag{f.journal_queue_size, &so.journal_queue_max_bytes, "--journal-queue-size"},
-                            SizeFlag{f.cache_size, &so.cache_bytes, "--cache-size"},
-                            SizeFlag{f.max_frame_size, &max_frame, "--max-frame-size"},
-                            SizeFlag{f.inbound_memory, &inbound, "--inbound-memory"}}) {
-    auto v = ParseByteSize(s.text);
-    if (!v.ok()) return fail(v.status().WithContext(s.name));
-    *s.out = *v;
-  }
-  if (max_frame < 1024 || max_frame > (1u << 30)) {
-    return fail(Status::Error(CommonErrc::kInvalidArgument, "--max-frame-size must be in [1KiB, 1GiB]"));
-  }
-  auto wait = ParseDurationMicros(f.journal_max_wait);
-  if (!wait.ok()) return fail(wait.status().WithContext("--journal-max-wait"));
-  so.journal_max_wait_us = *wait;
-  auto flush = ParseDurationMicros(f.index_flush_interval);
-  if (!flush.ok()) return fail(flush.status().WithContext("--index-flush-interval"));
-  so.index_flush_interval_ms = *flush / 1000;
-
-  // Signals are taken synchronously by this thread (sigwait); every thread
-  // started from here on inherits the blocked mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  RaiseFileLimit();
-
-  node::NodeProbe probe;
-  so.probe = &probe;
-  auto store = node::Store::Open(so);
-  if (!store.ok()) return fail(store.status());
-
-  MetricsServer metrics;
-  std::string metrics_addr = "off";
+  auto opts = NodeOptionsFromFlags(f);
+  if (!opts.ok()) return fail(opts.status());
+  std::optional<HostPort> metrics_listen;
   if (!f.metrics_listen.empty()) {
     auto m = ParseHostPort(f.metrics_listen);
     if (!m.ok()) return fail(m.status().WithContext("--metrics-listen"));
-    metrics.AddNodeProbe(&probe);
-    Status st = metrics.Start(*m);
-    if (!st.ok()) return fail(st);
-    metrics_addr = m->host + ":" + std::to_string(metrics.port());
+    metrics_listen = *m;
   }
 
-  net::EventLoop loop("node-io");
-  loop.Start();
-  node::NodeServiceOptions svc_opts;
-  svc_opts.limits.max_payload_bytes = static_cast<uint32_t>(max_frame);
-  node::NodeService service(&loop, store->get(), svc_opts);
-  service.Start();
-  net::ServerOptions srv_opts;
-  srv_opts.listen = *listen;
-  srv_opts.max_frame_bytes = static_cast<uint32_t>(max_frame);
-  srv_opts.inbound_budget_bytes = static_cast<int64_t>(inbound);
-  net::TcpServer server(&loop, srv_opts, &service);
-  Status st = server.Start();
-  if (!st.ok()) {
-    service.Stop();
-    IgnoreError((*store)->Close());
-    loop.Stop();
-    return fail(st);
+  const sigset_t sigs = SetUpProcess();
+  auto started = NodeServer::Start(*opts);
+  if (!started.ok()) return fail(started.status());
+  std::unique_ptr<NodeServer> node = std::move(started).value();
+
+  MetricsServer metrics;
+  std::string metrics_addr = "off";
+  if (metrics_listen) {
+    metrics.AddNodeProbe(node->probe());
+    Status st = metrics.Start(*metrics_listen);
+    if (!st.ok()) {
+      IgnoreError(node->Stop());
+      return fail(st);
+    }
+    metrics_addr = metrics_listen->host + ":" + std::to_string(metrics.port());
   }
 
   // Metadata: the cookie check and the node's registration, once it serves.
@@ -155,14 +83,10 @@ int RunLogstore(const LogstoreFlags& f) {
     if (meta) meta->CloseSync();
     meta.reset();
     meta_loop.Stop();
-    server.Stop();
-    Status closed = (*store)->Close();
-    service.Stop();
-    loop.Stop();
-    return closed;
+    return node->Stop();
   };
   if (!f.metadata.empty()) {
-    auto connect = ParseZkUrl(f.metadata);
+    auto connect = metadata::ParseZkUrl(f.metadata);
     auto layout = metadata::Layout::Make(f.cluster_id);
     auto timeout = ParseDurationMicros(f.metadata_session_timeout);
     Status bad = !connect.ok()   ? connect.status().WithContext("--metadata")
@@ -183,8 +107,8 @@ int RunLogstore(const LogstoreFlags& f) {
       return fail(opened.status().WithContext("connecting to metadata " + f.metadata));
     }
     meta = std::move(opened).value();
-    node::StoreInfo info = (*store)->Info();
-    NodeIdentity id{info.node_id, info.instance_id, info.cluster_id, listen->host + ":" + std::to_string(server.port()),
+    node::StoreInfo info = node->Info();
+    NodeIdentity id{info.node_id, info.instance_id, info.cluster_id, node->address(),
                     metrics_addr == "off" ? "" : metrics_addr};
     auto reg = NodeRegistration::Start(meta.get(), *layout, id, 2 * meta->SessionTimeout() + std::chrono::seconds(1));
     if (!reg.ok()) {
@@ -194,12 +118,11 @@ int RunLogstore(const LogstoreFlags& f) {
     registration = std::move(reg).value();
   }
 
-  std::printf("dlogd logstore ready: node=%s listen=%s:%u metrics=%s data=%s\n", node_id.c_str(), listen->host.c_str(),
-              server.port(), metrics_addr.c_str(), f.data_dir.c_str());
+  std::printf("dlogd logstore ready: node=%s listen=%s metrics=%s data=%s\n", node->node_id().c_str(),
+              node->address().c_str(), metrics_addr.c_str(), f.data_dir.c_str());
   std::fflush(stdout);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  int sig = WaitForTerminationSignal(sigs);
   DLOG_INFO << "signal " << sig << ": shutting down";
   Status close = stop_all();
   if (!close.ok()) return fail(close.WithContext("closing the store"));

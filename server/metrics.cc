@@ -108,6 +108,43 @@ class NodeProbeCollector : public prometheus::Collectable {
   const node::NodeProbe* p_;
 };
 
+class LogServiceProbeCollector : public prometheus::Collectable {
+ public:
+  explicit LogServiceProbeCollector(const LogServiceProbe* p) : p_(p) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using T = prometheus::MetricType;
+    auto v = [](const auto& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+    const std::vector<double> lat = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(Scalar("dlog_log_service_requests_total", "Requests received", T::Counter, v(p_->requests_total)));
+    out.push_back(
+        Scalar("dlog_log_service_errors_total", "Replies with an error code", T::Counter, v(p_->errors_total)));
+    out.push_back(Scalar("dlog_log_service_bad_requests_total", "Malformed requests and protocol errors", T::Counter,
+                         v(p_->bad_requests_total)));
+    out.push_back(Scalar("dlog_log_service_appended_records_total", "Records appended and acknowledged", T::Counter,
+                         v(p_->appended_records_total)));
+    out.push_back(Scalar("dlog_log_service_appended_bytes_total", "Record bytes of fully acknowledged appends",
+                         T::Counter, v(p_->appended_bytes_total)));
+    out.push_back(Scalar("dlog_log_service_read_records_total", "Records returned by reads", T::Counter,
+                         v(p_->read_records_total)));
+    out.push_back(Scalar("dlog_log_service_read_bytes_total", "Record bytes returned by reads", T::Counter,
+                         v(p_->read_bytes_total)));
+    out.push_back(
+        Scalar("dlog_log_service_connections_total", "Connections accepted", T::Counter, v(p_->connections_total)));
+    out.push_back(Scalar("dlog_log_service_connections", "Open connections", T::Gauge, v(p_->connections_open)));
+    out.push_back(Scalar("dlog_log_service_writers", "Open log writers", T::Gauge, v(p_->writers_open)));
+    out.push_back(Scalar("dlog_log_service_readers", "Open server-side readers", T::Gauge, v(p_->readers_open)));
+    out.push_back(Hist("dlog_log_service_append_latency_seconds", "Append request arrival to reply",
+                       p_->append_latency_us, lat, 1e6));
+    return out;
+  }
+
+ private:
+  const LogServiceProbe* p_;
+};
+
 }  // namespace
 
 MetricsServer::MetricsServer() : registry_(std::make_shared<prometheus::Registry>()) {}
@@ -128,6 +165,16 @@ Status MetricsServer::Start(const HostPort& listen) {
 
 void MetricsServer::AddNodeProbe(const node::NodeProbe* probe) {
   auto c = std::make_shared<NodeProbeCollector>(probe);
+  if (exposer_) exposer_->RegisterCollectable(c);
+  keep_.push_back(std::move(c));
+}
+
+}  // namespace dlog::server
+
+namespace dlog::server {
+
+void MetricsServer::AddLogServiceProbe(const LogServiceProbe* probe) {
+  auto c = std::make_shared<LogServiceProbeCollector>(probe);
   if (exposer_) exposer_->RegisterCollectable(c);
   keep_.push_back(std::move(c));
 }

@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "logstore/node/probe.h"
+#include "server/log_service_probe.h"
 
 namespace prometheus {
 class Exposer;
@@ -30,6 +31,8 @@ class MetricsServer {
   uint16_t port() const { return port_; }
   // Exports the node probe's values under dlog_node_*. The probe must outlive this server.
   void AddNodeProbe(const node::NodeProbe* probe);
+  // Exports the log service probe under dlog_log_service_*. Same lifetime rule.
+  void AddLogServiceProbe(const LogServiceProbe* probe);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

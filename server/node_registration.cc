@@ -12,27 +12,6 @@ namespace dlog::server {
 using metadata::CreateMode;
 using metadata::MetaErrc;
 
-Result<std::string> ParseZkUrl(const std::string& url) {
-  const std::string scheme = "zk://";
-  if (url.rfind(scheme, 0) != 0) {
-    return Status::Error(CommonErrc::kInvalidArgument, "metadata URL '" + url + "' must start with zk://");
-  }
-  std::string rest = url.substr(scheme.size());
-  std::string path;
-  const size_t slash = rest.find('/');
-  if (slash != std::string::npos) {
-    path = rest.substr(slash);
-    rest = rest.substr(0, slash);
-  }
-  if (!path.empty() && path != "/dlog" && path != "/dlog/") {
-    return Status::Error(
-        CommonErrc::kInvalidArgument,
-        "metadata URL '" + url + "': the tree lives under /dlog/<cluster id>; path '" + path + "' is not supported");
-  }
-  if (rest.empty()) return Status::Error(CommonErrc::kInvalidArgument, "metadata URL '" + url + "' names no host");
-  return rest;
-}
-
 NodeRegistration::NodeRegistration(metadata::MetadataStore* store, std::string node_path, std::string cookie_path,
                                    std::string record)
     : store_(store),

@@ -60,8 +60,4 @@ class NodeRegistration {
   std::atomic<bool> stopped_{false};
 };
 
-// "zk://127.0.0.1:2181[,host:port...][/dlog]" -> "127.0.0.1:2181[,...]".
-// The tree lives under /dlog/<cluster id>; a path other than /dlog is refused.
-Result<std::string> ParseZkUrl(const std::string& url);
-
 }  // namespace dlog::server
