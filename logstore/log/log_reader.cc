@@ -52,7 +52,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
       const int64_t first_live = live.empty() ? m.next_segment_seq() : live.front().segment_seq();
       switch (start.kind) {
         case StartPosition::Kind::kEarliest:
-          self->SetPosition(Dlsn{first_live, 0, 0});
+          self->SetStart(Dlsn{first_live, 0, 0});
           return cb(Status::OK());
         case StartPosition::Kind::kDlsn: {
           bool truncated = start.dlsn.segment_seq < m.truncated_before_seq();
@@ -60,7 +60,9 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
             if (r.segment_seq() == start.dlsn.segment_seq && r.truncated_at_ms() != 0) truncated = true;
           }
           if (truncated) return cb(self->TruncatedError(start.dlsn, first_live));
-          self->SetPosition(start.dlsn);
+          self->SetStart(start.dlsn);
+          // Seqs below the first listed one never existed (e.g. Dlsn::Initial()).
+          self->fetch_seq_ = std::max(start.dlsn.segment_seq, first_live);
           return cb(Status::OK());
         }
         case StartPosition::Kind::kLatest:
@@ -77,19 +79,19 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
             const auto& sm = s.meta;
             const bool known = sm.state() == proto::SEGMENT_CLOSED && sm.record_count() != kCountersUnknown;
             if (!known || (sm.record_count() > 0 && sm.max_txid() >= start.txid)) {
-              self->SetPosition(Dlsn{sm.segment_seq(), 0, 0});
+              self->SetStart(Dlsn{sm.segment_seq(), 0, 0});
               return cb(Status::OK());
             }
           }
         }
         // Latest (or a txid beyond every record): just after the last record.
         if (segs->empty()) {
-          self->SetPosition(Dlsn{m.next_segment_seq(), 0, 0});
+          self->SetStart(Dlsn{m.next_segment_seq(), 0, 0});
           return cb(Status::OK());
         }
         const auto& last = segs->back().meta;
         if (last.state() == proto::SEGMENT_CLOSED) {
-          self->SetPosition(Dlsn{last.segment_seq() + 1, 0, 0});
+          self->SetStart(Dlsn{last.segment_seq() + 1, 0, 0});
           return cb(Status::OK());
         }
         segment::SegmentReader::Open(self->client_, SegmentId(last.segment_id()), {},
@@ -98,7 +100,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
                                        if (!self) return;
                                        if (!r.ok()) return cb(r.status());
                                        std::shared_ptr<segment::SegmentReader> reader(std::move(*r));
-                                       self->SetPosition(
+                                       self->SetStart(
                                            Dlsn{last.segment_seq(), reader->last_readable().value() + 1, 0});
                                        self->AdoptSegment(last.segment_seq(), std::move(reader));
                                        cb(Status::OK());
@@ -137,8 +139,12 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   void Close() {
     closed_ = true;
     request_timer_.Stop();
-    req_cb_ = nullptr;
     seg_.reset();
+    if (req_cb_) {
+      auto cb = std::move(req_cb_);
+      req_cb_ = nullptr;
+      cb(Status::Error(LogErrc::kClosed, paths_.Describe() + ": the reader was closed"));
+    }
   }
 
   Dlsn position() const {
@@ -147,6 +153,14 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   }
 
  private:
+  // The start position: records before it are skipped, and the first segment
+  // to look for is its segment.
+  void SetStart(Dlsn d) {
+    start_ = d;
+    fetch_seq_ = d.segment_seq;
+    SetPosition(d);
+  }
+
   void SetPosition(Dlsn d) {
     pos_ = d;
     MutexLock l(&mu_);
@@ -185,9 +199,14 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
       for (size_t i = 0; i < n; ++i) {
         out.push_back(std::move(buffered_.front()));
         buffered_.pop_front();
+        const Dlsn& d = out.back().dlsn;
+        if (buffered_.empty() || buffered_.front().dlsn.entry != d.entry ||
+            buffered_.front().dlsn.segment_seq != d.segment_seq) {
+          --buffered_entries_;  // the last record of its entry went out
+        }
       }
       const Dlsn& last = out.back().dlsn;
-      SetPosition(Dlsn{last.segment_seq, last.entry, last.slot + 1});
+      SetPosition(buffered_.empty() ? Dlsn{last.segment_seq, last.entry, last.slot + 1} : buffered_.front().dlsn);
       cb(std::move(out));
       Drive();  // read ahead again
       return;
@@ -210,15 +229,17 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
                                         std::to_string(entry));
         return;
       }
+      const size_t before = buffered_.size();
       for (size_t slot = 0; slot < scratch_.size(); ++slot) {
         const Dlsn d{seg_seq_, entry, static_cast<int32_t>(slot)};
-        if (d < pos_) continue;  // before the start position
+        if (d < start_) continue;  // before the start position
         if (scratch_[slot].txid < skip_below_txid_) continue;
         skip_below_txid_ = std::numeric_limits<int64_t>::min();  // txids don't decrease: found it
         buffered_.push_back(LogRecord{d, h->first_record_seq + static_cast<int64_t>(slot), scratch_[slot].txid,
                                       std::move(scratch_[slot].payload)});
       }
       scratch_.clear();
+      if (buffered_.size() > before) ++buffered_entries_;
     }
   }
 
@@ -228,6 +249,16 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     finding_ = true;
     std::weak_ptr<Impl> w = weak_from_this();
     metadata::MetadataStore* store = client_->store();
+    metadata::WatchCallback watch;
+    if (!watch_armed_) {
+      watch_armed_ = true;
+      watch = [w](const metadata::WatchEvent&) {
+        auto self = w.lock();
+        if (!self) return;
+        self->watch_armed_ = false;
+        if (!self->seg_ && self->waiting_for_segment_) self->Drive();
+      };
+    }
     store->Get(
         paths_.path,
         [w](Result<metadata::NodeData> r) {
@@ -239,10 +270,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
           if (!m.ok()) return self->Fail(m.status());
           self->OnLogMetadata(*m);
         },
-        [w](const metadata::WatchEvent&) {
-          auto self = w.lock();
-          if (self && !self->seg_ && self->waiting_for_segment_) self->Drive();
-        });
+        std::move(watch));
   }
 
   void OnLogMetadata(const proto::LogMetadata& m) {
@@ -256,16 +284,18 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
         break;
       }
     }
+    const Dlsn at{fetch_seq_, 0, 0};
+    // Segment seqs are contiguous: a listed seq above the one wanted, or a
+    // wanted seq below truncated_before_seq, means it was truncated.
+    if (fetch_seq_ < m.truncated_before_seq()) return Fail(TruncatedError(std::max(pos_, at), first_live));
     for (const auto& r : m.segments()) {
-      if (r.segment_seq() < pos_.segment_seq) continue;
-      if (r.truncated_at_ms() != 0 || r.segment_seq() < m.truncated_before_seq()) {
-        return Fail(TruncatedError(pos_, first_live));
+      if (r.segment_seq() < fetch_seq_) continue;
+      if (r.truncated_at_ms() != 0 || r.segment_seq() > fetch_seq_) {
+        return Fail(TruncatedError(std::max(pos_, at), first_live));
       }
-      if (r.segment_seq() > pos_.segment_seq) SetPosition(Dlsn{r.segment_seq(), 0, 0});
       waiting_for_segment_ = false;
       return OpenSegment(r);
     }
-    if (pos_.segment_seq < m.truncated_before_seq()) return Fail(TruncatedError(pos_, first_live));
     if (m.end_of_stream()) {
       ended_ = true;
       return Drive();
@@ -299,7 +329,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     seg_seq_ = seq;
     seg_closed_ = seg_->closed();
     seg_last_ = seg_->last_readable().value();
-    const int64_t first = pos_.segment_seq == seq ? pos_.entry : 0;
+    const int64_t first = start_.segment_seq == seq ? start_.entry : 0;
     next_fetch_ = first;
     decode_next_ = first;
     fetched_.clear();
@@ -310,25 +340,19 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   void Fetch() {
     // Done with this segment: every entry up to its last one decoded.
     if (seg_closed_ && decode_next_ > seg_last_ && inflight_ == 0) {
-      SetPositionIfBehind(Dlsn{seg_seq_ + 1, 0, 0});
+      fetch_seq_ = seg_seq_ + 1;
+      if (buffered_.empty()) SetPositionIfBehind(Dlsn{fetch_seq_, 0, 0});
       seg_.reset();
       return FindSegment();
     }
     const size_t budget = options_.read_ahead_entries;
-    while (next_fetch_ <= seg_last_ && inflight_ + fetched_.size() + BufferedEntries() < budget) {
+    while (next_fetch_ <= seg_last_ && inflight_ + fetched_.size() + buffered_entries_ < budget) {
       ReadEntry(next_fetch_++);
     }
     if (next_fetch_ > seg_last_ && !seg_closed_ && !long_polling_ && inflight_ == 0 &&
-        fetched_.size() + BufferedEntries() < budget) {
+        fetched_.size() + buffered_entries_ < budget) {
       LongPoll();
     }
-  }
-
-  // Entries' worth of decoded records waiting to be delivered (approximate:
-  // one per distinct entry is enough for a bound).
-  size_t BufferedEntries() const {
-    if (buffered_.empty()) return 0;
-    return static_cast<size_t>(buffered_.back().dlsn.entry - buffered_.front().dlsn.entry + 1);
   }
 
   void SetPositionIfBehind(Dlsn d) {
@@ -412,6 +436,10 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
       auto self = w.lock();
       if (!self || self->closed_) return;
       if (!lg.ok()) return self->FailOrRetry(lg.status());
+      if (lg->meta.incarnation() != self->incarnation_) {
+        return self->Fail(
+            Status::Error(LogErrc::kLogNotFound, self->paths_.Describe() + " was deleted (and re-created)"));
+      }
       for (const auto& r : lg->meta.segments()) {
         if (r.segment_seq() == self->seg_seq_ && r.truncated_at_ms() == 0) return then();
       }
@@ -435,6 +463,13 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     }
     DLOG_WARN << paths_.Describe() << ": reader retrying after: " << st.ToString();
     std::weak_ptr<Impl> w = weak_from_this();
+    if (st.Is(MetaErrc::kNoNode) && seg_) {
+      // The segment's record is gone: the log was deleted, or the segment truncated.
+      return CheckTruncatedThen([w] {
+        auto self = w.lock();
+        if (self && self->seg_) self->RefreshSegment();
+      });
+    }
     segment::AfterMs(loop(), static_cast<uint64_t>(client_->options().retry_backoff_ms * 10), [w] {
       auto self = w.lock();
       if (!self || self->closed_) return;
@@ -457,7 +492,11 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   ReaderOptions options_;
 
   uint64_t incarnation_ = 0;
-  Dlsn pos_;
+  Dlsn start_;            // records before it are skipped
+  Dlsn pos_;              // the next record to deliver (what position() reports)
+  int64_t fetch_seq_ = 0; // the segment to look for once the current one is done
+  size_t buffered_entries_ = 0;  // entries with records in buffered_
+  bool watch_armed_ = false;
   int64_t skip_below_txid_ = std::numeric_limits<int64_t>::min();
   bool closed_ = false;
   bool driving_ = false;

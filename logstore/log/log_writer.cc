@@ -81,7 +81,8 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
         retry_timer_(client_->loop()),
         flush_timer_(client_->loop()) {
     if (options_.owner_id.empty()) options_.owner_id = DefaultOwnerId();
-    options_.max_entries_in_flight = std::max<size_t>(1, options_.max_entries_in_flight);
+    options_.max_entries_in_flight =
+        std::clamp<size_t>(options_.max_entries_in_flight, 1, client_->options().writer_window);
     options_.max_entry_bytes = std::max<size_t>(kEntryHeaderSize + kRecordHeaderSize + 1, options_.max_entry_bytes);
     lease_ns_ = store_->SessionTimeout().count() * 1'000'000 * 2 / 3;
   }
@@ -116,14 +117,47 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     owner.set_session_guid(store_->SessionGuid());
     owner.set_acquired_at_ms(WallMillis());
     lock_deadline_ns_ = MonoNanos() + options_.lock_timeout_ms * 1'000'000;
-    store_->Create(paths_.lock_dir + "/" + store_->SessionGuid() + "-", metadata::Encode(owner),
-                   CreateMode::kEphemeralSequential, [w](Result<std::string> r) {
+    lock_data_ = metadata::Encode(owner);
+    lock_prefix_ = store_->SessionGuid() + "-";
+    store_->Create(paths_.lock_dir + "/" + lock_prefix_, lock_data_, CreateMode::kEphemeralSequential,
+                   [w](Result<std::string> r) {
                      auto self = w.lock();
                      if (!self) return;
-                     if (!r.ok()) return self->FailOpen(MapLogError(r.status(), self->paths_));
+                     if (!r.ok()) {
+                       // An ambiguous create may have left our node behind: remove it.
+                       if (r.status().Is(MetaErrc::kConnectionLoss)) self->RemoveOrphanLockNodes();
+                       return self->FailOpen(MapLogError(r.status(), self->paths_));
+                     }
                      self->lock_path_ = *r;
-                     self->CheckLock();
+                     // The session that holds the node is the one whose expiry ends ownership.
+                     self->store_->Exists(self->lock_path_, [w](Result<std::optional<metadata::Stat>> e) {
+                       auto s = w.lock();
+                       if (!s || s->state_ != State::kOpening) return;
+                       if (!e.ok()) return s->FailOpen(e.status());
+                       if (!e->has_value()) {
+                         return s->FailOpen(Status::Error(LogErrc::kLockLost, s->paths_.Describe() +
+                                                                                  ": lock node vanished (session expired)"));
+                       }
+                       s->session_id_ = (*e)->ephemeral_owner;
+                       s->CheckLock();
+                     });
                    });
+  }
+
+  // Deletes lock nodes of this session holding exactly our data.
+  void RemoveOrphanLockNodes() {
+    metadata::MetadataStore* store = store_;
+    const std::string dir = paths_.lock_dir, prefix = lock_prefix_, data = lock_data_;
+    store->GetChildren(dir, [store, dir, prefix, data](Result<std::vector<std::string>> r) {
+      if (!r.ok()) return;
+      for (const std::string& c : *r) {
+        if (c.rfind(prefix, 0) != 0) continue;
+        const std::string path = dir + "/" + c;
+        store->Get(path, [store, path, data](Result<metadata::NodeData> d) {
+          if (d.ok() && d->data == data) store->Delete(path, metadata::kAnyVersion, [](Status) {});
+        });
+      }
+    });
   }
 
   void FailOpen(Status st) {
@@ -305,10 +339,15 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
       next_seq = last.first_record_seq() + last.record_count();
       floor = last.max_txid();
     } else if (!log_.segments().empty()) {
-      // Every segment is truncated: the counters live on in the log's list order.
-      next_seq = 0;
+      // Truncation never marks the last listed segment, so this can't happen;
+      // starting from 0 would repeat sequence numbers and lower the txid floor.
+      return FailOpen(Status::Error(LogErrc::kCorrupt, paths_.Describe() +
+                                                           ": every listed segment is truncated; the log's "
+                                                           "counters are unknown"));
     }
     to_recover_.clear();
+    floor_txid_ = floor;
+    seg_max_txid_ = floor;
     std::weak_ptr<Impl> w = weak_from_this();
     loop()->Post([w] {
       if (auto self = w.lock()) self->old_readers_.clear();
@@ -459,13 +498,18 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
       }
       Send(std::move(e));
       if (state_ != State::kReady && state_ != State::kClosing) return;
-      if (RollDue()) {
+      if (RollDue() && (state_ == State::kReady || HasUnsent())) {
         MutexLock l(&mu_);
         StartRollLocked();
         return;
       }
     }
     CheckFlushWaiters();
+  }
+
+  bool HasUnsent() {
+    MutexLock l(&mu_);
+    return !ready_.empty() || !builder_.empty();
   }
 
   void ForceCut() {
@@ -559,7 +603,7 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     std::weak_ptr<Impl> w = weak_from_this();
     segment::SegmentWriter::Prepare(client_, cfg, [w, sealed](Result<proto::SegmentMetadata> m) {
       auto self = w.lock();
-      if (!self) return;
+      if (!self || (self->state_ != State::kReady && self->state_ != State::kClosing)) return;
       if (!m.ok()) {
         // No nodes right now (or a metadata hiccup): try again; writes wait, bounded.
         DLOG_WARN << self->paths_.Describe() << ": cannot place a new segment: " << m.status().ToString();
@@ -599,83 +643,106 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
       auto self = w.lock();
       if (!self || self->state_ == State::kFailed) return;
       if (r.ok()) return self->OnRolled(sealed, next, log, r->back().stat.version);
-      self->ResolveConflict(r.status(), sealed ? std::optional<uint64_t>(sealed->closed.segment_id()) : std::nullopt,
-                            next.segment_id(), [w, sealed, next, attempt](Result<int32_t> applied) {
-                              auto s = w.lock();
-                              if (!s || s->state_ == State::kFailed) return;
-                              if (!applied.ok()) return s->Fail(applied.status());
-                              if (*applied >= 0) {
-                                // The first attempt went through after all.
-                                return s->OnRolled(sealed, next, s->log_, *applied);
-                              }
-                              s->CommitRoll(sealed, next, attempt + 1);
-                            });
+      if (!Retryable(r.status()) || attempt >= kMaxAttempts) {
+        return self->Fail(Status::Error(LogErrc::kOutcomeUnknown, self->paths_.Describe() +
+                                                                    ": rolling to a new segment failed: " +
+                                                                    r.status().ToString()));
+      }
+      std::optional<proto::SegmentMetadata> ours;
+      if (sealed) ours = sealed->closed;
+      self->ResolveConflict(r.status(), ours, next.segment_id(), [w, sealed, next, attempt](Result<Resolution> res) {
+        auto s = w.lock();
+        if (!s || s->state_ == State::kFailed) return;
+        if (!res.ok()) return s->Fail(res.status());
+        if (res->listed) return s->OnRolled(sealed, next, s->log_, s->log_version_);  // the first attempt went through
+        s->AfterBackoff(attempt, [w, sealed, next, attempt] {
+          if (auto s2 = w.lock()) s2->CommitRoll(sealed, next, attempt + 1);
+        });
+      });
     });
   }
 
-  // After a failed Multi: re-reads the lock, the log and (if any) the sealed
-  // segment. Calls back with the log's version if `new_segment` is listed
-  // (the Multi was applied), -1 to try again with the fresh log, or an error.
-  void ResolveConflict(const Status& why, std::optional<uint64_t> sealed_id, uint64_t new_segment,
-                       std::function<void(Result<int32_t>)> cb) {
+  static constexpr int kMaxAttempts = 40;
+  static bool Retryable(const Status& st) {
+    return st.Is(MetaErrc::kBadVersion) || st.Is(MetaErrc::kNodeExists) || st.Is(MetaErrc::kNoNode) ||
+           st.Is(MetaErrc::kConnectionLoss);
+  }
+
+  // What a re-read after a failed Multi found.
+  struct Resolution {
+    bool listed = false;          // the new segment is in the log: the roll was applied
+    bool closed_as_ours = false;  // the sealed segment is CLOSED with exactly our value
+  };
+
+  // After a failed Multi: re-reads the lock, the log (log_/log_version_ take
+  // the fresh value) and the sealed segment if any. Errors: the lock is gone
+  // (kLockLost), the log was deleted (kLogNotFound), the segment was closed by
+  // someone else (kFenced). Otherwise the caller retries on the fresh log.
+  void ResolveConflict(const Status& why, std::optional<proto::SegmentMetadata> ours, uint64_t new_segment,
+                       std::function<void(Result<Resolution>)> cb, int attempt = 0) {
     std::weak_ptr<Impl> w = weak_from_this();
-    const bool transient = why.Is(MetaErrc::kConnectionLoss);
-    store_->Exists(lock_path_, [w, why, sealed_id, new_segment, transient, cb](
-                                   Result<std::optional<metadata::Stat>> lock) {
+    auto again = [w, why, ours, new_segment, cb, attempt](const Status& st) {
       auto self = w.lock();
       if (!self) return;
-      if (!lock.ok()) {
-        return self->AfterBackoff([w, why, sealed_id, new_segment, cb] {
-          if (auto s = w.lock()) s->ResolveConflict(why, sealed_id, new_segment, cb);
-        });
+      if (st.Is(MetaErrc::kClosed) || attempt >= kMaxAttempts) {
+        return cb(Status::Error(LogErrc::kOutcomeUnknown, self->paths_.Describe() + ": " + why.ToString() +
+                                                              "; re-reading failed: " + st.ToString()));
       }
+      self->AfterBackoff(attempt, [w, why, ours, new_segment, cb, attempt] {
+        if (auto s = w.lock()) s->ResolveConflict(why, ours, new_segment, cb, attempt + 1);
+      });
+    };
+    store_->Exists(lock_path_, [w, why, ours, new_segment, cb, again](Result<std::optional<metadata::Stat>> lock) {
+      auto self = w.lock();
+      if (!self) return;
+      if (!lock.ok()) return again(lock.status());
       if (!lock->has_value()) {
         return cb(Status::Error(LogErrc::kLockLost,
                                 self->paths_.Describe() + ": the writer's lock node is gone (" + why.ToString() + ")"));
       }
-      LoadLog(self->store_, self->paths_, [w, why, sealed_id, new_segment, transient, cb](Result<VersionedLog> lg) {
+      LoadLog(self->store_, self->paths_, [w, ours, new_segment, cb, again](Result<VersionedLog> lg) {
         auto self = w.lock();
         if (!self) return;
         if (!lg.ok()) {
           if (lg.status().Is(LogErrc::kLogNotFound)) return cb(lg.status());
-          return self->AfterBackoff([w, why, sealed_id, new_segment, cb] {
-            if (auto s = w.lock()) s->ResolveConflict(why, sealed_id, new_segment, cb);
-          });
+          return again(lg.status());
         }
         if (lg->meta.incarnation() != self->log_.incarnation()) {
           return cb(Status::Error(LogErrc::kLogNotFound, self->paths_.Describe() + " was deleted and re-created"));
         }
         self->log_ = lg->meta;
         self->log_version_ = lg->version;
+        Resolution res;
         for (const auto& r : lg->meta.segments()) {
-          if (new_segment != 0 && r.segment_id() == new_segment) return cb(lg->version);
+          if (new_segment != 0 && r.segment_id() == new_segment) res.listed = true;
         }
-        if (!sealed_id) {
-          if (transient) {
-            return self->AfterBackoff([cb] { cb(-1); });
-          }
-          return cb(-1);
-        }
-        segment::LoadSegment(self->store_, self->client_->layout(), SegmentId(*sealed_id),
-                             [w, why, transient, cb](Result<segment::VersionedMeta> sm) {
+        if (res.listed || !ours) return cb(res);
+        segment::LoadSegment(self->store_, self->client_->layout(), SegmentId(ours->segment_id()),
+                             [w, ours, cb, again, res](Result<segment::VersionedMeta> sm) mutable {
                                auto self = w.lock();
                                if (!self) return;
-                               if (sm.ok() && sm->meta.state() != proto::SEGMENT_OPEN) {
+                               if (!sm.ok()) return again(sm.status());
+                               if (sm->meta.SerializeAsString() == ours->SerializeAsString()) {
+                                 res.closed_as_ours = true;
+                                 return cb(res);
+                               }
+                               if (sm->meta.state() != proto::SEGMENT_OPEN) {
                                  return cb(Status::Error(
                                      LogErrc::kFenced,
                                      self->paths_.Describe() + ": segment " + std::to_string(sm->meta.segment_id()) +
                                          " is " + segment::SegmentStateName(sm->meta.state()) +
                                          ": another writer took over"));
                                }
-                               if (transient || !sm.ok()) return self->AfterBackoff([cb] { cb(-1); });
-                               cb(-1);
+                               cb(res);
                              });
       });
     });
   }
 
-  void AfterBackoff(std::function<void()> fn) {
-    segment::AfterMs(loop(), static_cast<uint64_t>(client_->options().retry_backoff_ms * 5), std::move(fn));
+  void AfterBackoff(int attempt, std::function<void()> fn) {
+    const int64_t base = client_->options().retry_backoff_ms;
+    const int64_t ms = std::min<int64_t>(base << std::min(attempt, 5), 1000);
+    segment::AfterMs(loop(), static_cast<uint64_t>(std::max<int64_t>(1, ms)), std::move(fn));
   }
 
   void OnRolled(std::optional<segment::SealedSegment> sealed, const proto::SegmentMetadata& next,
@@ -768,55 +835,39 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     });
   }
 
-  void CommitClose(std::optional<segment::SealedSegment> sealed) {
+  void CommitClose(std::optional<segment::SealedSegment> sealed, int attempt = 0) {
     std::vector<Op> ops = LockCheck();
-    if (sealed) {
+    if (sealed && !sealed_stored_) {
       ops.push_back(Op::Set(client_->layout().Segment(SegmentId(sealed->closed.segment_id())),
                             metadata::Encode(sealed->closed), sealed->version));
     }
-    if (end_of_stream_) {
+    if (end_of_stream_ && !log_.end_of_stream()) {
       proto::LogMetadata log = log_;
       log.set_end_of_stream(true);
       ops.push_back(Op::Set(paths_.path, metadata::Encode(log), log_version_));
     }
     if (ops.size() == 1) return FinishClose();
     std::weak_ptr<Impl> w = weak_from_this();
-    store_->Multi(std::move(ops), [w, sealed](Result<std::vector<metadata::OpResult>> r) {
+    store_->Multi(std::move(ops), [w, sealed, attempt](Result<std::vector<metadata::OpResult>> r) {
       auto self = w.lock();
       if (!self || self->state_ == State::kFailed) return;
       if (r.ok()) return self->FinishClose();
-      self->ResolveConflict(r.status(), sealed ? std::optional<uint64_t>(sealed->closed.segment_id()) : std::nullopt,
-                            0, [w, sealed](Result<int32_t> again) {
-                              auto s = w.lock();
-                              if (!s || s->state_ == State::kFailed) return;
-                              if (!again.ok()) return s->Fail(again.status());
-                              s->ResolveClose(sealed);
-                            });
+      if (!Retryable(r.status()) || attempt >= kMaxAttempts) {
+        return self->Fail(Status::Error(LogErrc::kOutcomeUnknown,
+                                        self->paths_.Describe() + ": closing failed: " + r.status().ToString()));
+      }
+      std::optional<proto::SegmentMetadata> ours;
+      if (sealed && !self->sealed_stored_) ours = sealed->closed;
+      self->ResolveConflict(r.status(), ours, 0, [w, sealed, attempt](Result<Resolution> res) {
+        auto s = w.lock();
+        if (!s || s->state_ == State::kFailed) return;
+        if (!res.ok()) return s->Fail(res.status());
+        if (res->closed_as_ours) s->sealed_stored_ = true;  // an earlier attempt went through
+        s->AfterBackoff(attempt, [w, sealed, attempt] {
+          if (auto s2 = w.lock()) s2->CommitClose(sealed, attempt + 1);
+        });
+      });
     });
-  }
-
-  // A close Multi failed without a definite cause: it may have been applied.
-  void ResolveClose(std::optional<segment::SealedSegment> sealed) {
-    std::weak_ptr<Impl> w = weak_from_this();
-    if (!sealed) {
-      if (log_.end_of_stream()) return FinishClose();
-      return CommitClose(sealed);
-    }
-    segment::LoadSegment(store_, client_->layout(), SegmentId(sealed->closed.segment_id()),
-                         [w, sealed](Result<segment::VersionedMeta> m) {
-                           auto self = w.lock();
-                           if (!self) return;
-                           if (m.ok() && m->meta.SerializeAsString() == sealed->closed.SerializeAsString() &&
-                               (!self->end_of_stream_ || self->log_.end_of_stream())) {
-                             return self->FinishClose();
-                           }
-                           if (m.ok() && m->meta.state() == proto::SEGMENT_OPEN) {
-                             segment::SealedSegment s = *sealed;
-                             s.version = m->version;
-                             return self->CommitClose(s);
-                           }
-                           self->CommitClose(sealed);
-                         });
   }
 
   void FinishClose() {
@@ -936,9 +987,12 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
   DoneCallback close_cb_;
   bool end_of_stream_ = false;
   bool close_started_ = false;
+  bool sealed_stored_ = false;  // the closing segment's CLOSED value is in metadata
   int64_t session_id_ = 0;
   uint64_t session_sub_ = 0;
   std::string lock_path_;
+  std::string lock_data_;
+  std::string lock_prefix_;
   int64_t lock_deadline_ns_ = 0;
   proto::LogMetadata log_;
   int32_t log_version_ = 0;

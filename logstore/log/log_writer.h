@@ -90,8 +90,10 @@ class LogWriter {
   // The status is the first failure among them, if any.
   void Flush(DoneCallback cb);
   Status FlushSync();
-  // Writes an END_OF_STREAM marker, closes the segment, marks the log ended
-  // and releases the lock. Later writes fail with kEndOfStream.
+  // Flushes, closes the segment and marks the log ended (LogMetadata
+  // end_of_stream, in the same Multi), then releases the lock. Later writes
+  // fail with kEndOfStream; readers get kEndOfStream after the last record;
+  // no writer can open the log again.
   void MarkEndOfStream(DoneCallback cb);
   Status MarkEndOfStreamSync();
   // Flushes, closes the current segment (CLOSED with its counters) and

@@ -12,9 +12,11 @@
 // Node ids are the nodes' RPC addresses ("host:port"), as `dlogd logstore`
 // registers them under Layout::NodesDir(); the client connects to the id.
 //
-// Lifetime: destroy (or Close) every writer and reader first, then Close()
-// this client (it closes the node clients: what is in flight fails with
-// NetErrc::kClosed), then close the store and stop the loop.
+// Lifetime: destroy (or Close) every writer and reader first, then close the
+// store (what is still pending in it — e.g. an abandoned reader's open — fails
+// with kClosed and runs its callback while this client still exists), then
+// Close() this client (it closes the node clients: what is in flight fails
+// with NetErrc::kClosed) and destroy it, then stop the loop.
 #pragma once
 
 #include <map>

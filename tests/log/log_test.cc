@@ -1066,6 +1066,72 @@ TEST_P(LogTest, TwoWritersOneLock) {
 // A takes over from B by session expiry (ZooKeeper only): B waits for the lock,
 // recovers A's open segment (fencing A); nothing A saw acknowledged is lost
 // and A gets nothing more acknowledged.
+// Review finding: a slow reader taking small batches from a closed segment
+// (records batched many per entry) must not see them twice while it looks
+// for the next segment, and position() must not run ahead of delivery.
+TEST_P(LogTest, SmallBatchesFromClosedSegmentNoDuplicates) {
+  Namespace* ns = MakeNs(Settings());
+  ASSERT_NE(ns, nullptr);
+  ASSERT_TRUE(ns->CreateLogSync("log").ok());
+  auto w = Writer(ns, "log", {.max_entries_in_flight = 1, .sweep_interval_ms = 0});
+  ASSERT_NE(w, nullptr);
+  const size_t n = 300;
+  auto outs = WriteAsync(w.get(), Payloads("b", n), 300);
+  for (auto& o : outs) ASSERT_TRUE(o.status.ok()) << o.payload << ": " << o.status.ToString();
+  ASSERT_GT(w->stats().records, w->stats().entries) << "records were not batched";
+  ASSERT_TRUE(w->CloseSync().ok());
+  auto r = Reader(ns, "log");
+  ASSERT_NE(r, nullptr);
+  std::vector<Rec> got;
+  while (got.size() < n) {
+    auto res = r->ReadNextSync(7, Scaled(5000ms).count());
+    ASSERT_TRUE(res.ok()) << res.status().ToString();
+    for (auto& lr : *res) got.push_back(Rec{lr.dlsn, lr.seq, lr.txid, lr.payload.ToString()});
+    const Dlsn last = got.back().dlsn;
+    // position(): after what was delivered, never past the next segment's start.
+    EXPECT_GT(r->position(), last);
+    EXPECT_LE(r->position(), (Dlsn{last.segment_seq + 1, 0, 0}));
+    std::this_thread::sleep_for(Scaled(30ms));  // let the reader go looking for the next segment
+  }
+  ASSERT_EQ(got.size(), n);
+  EXPECT_EQ(CheckOrder(got, 0), "");
+  auto more = r->ReadNextSync(10, Scaled(600ms).count());
+  EXPECT_TRUE(more.status().Is(LogErrc::kTimeout))
+      << (more.ok() ? "read again: " + more->front().payload.ToString() : more.status().ToString());
+}
+
+// Review finding: a reader whose next segment was truncated and deleted
+// (not just marked) gets kTruncated instead of silently skipping it.
+TEST_P(LogTest, ReaderPastDeletedSegmentsGetsTruncated) {
+  NamespaceSettings s = Settings();
+  s.roll_entries = 1;
+  s.truncation_grace_ms = 0;
+  Namespace* ns = MakeNs(s);
+  ASSERT_NE(ns, nullptr);
+  ASSERT_TRUE(ns->CreateLogSync("log").ok());
+  auto w = Writer(ns, "log", {.sweep_interval_ms = 0});
+  ASSERT_NE(w, nullptr);
+  auto res = WriteSyncN(w.get(), Payloads("d", 6));
+  ASSERT_EQ(res.size(), 6u);
+  ASSERT_GE(res[4].dlsn.segment_seq, res[0].dlsn.segment_seq + 3);
+  // Read-ahead of one entry: what the reader fetched before the truncation
+  // (at most d-1) may still be delivered; nothing after the deleted segments.
+  auto r = Reader(ns, "log", StartPosition::Earliest(), {.read_ahead_entries = 1});
+  ASSERT_NE(r, nullptr);
+  ReadOut first = ReadN(r.get(), 1, 5000ms, 1);
+  ASSERT_EQ(first.recs.size(), 1u) << first.error.ToString();
+  EXPECT_EQ(first.recs[0].payload, "d-0");
+  // Segments before record 4's are truncated and (grace 0) deleted.
+  ASSERT_TRUE(ns->TruncateSync("log", res[4].dlsn).ok());
+  auto info = ns->GetLogInfoSync("log");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->segments.front().seq, res[4].dlsn.segment_seq);
+  ReadOut rest = ReadN(r.get(), 5, 10000ms, 5);
+  EXPECT_TRUE(rest.error.Is(LogErrc::kTruncated)) << "read " << rest.recs.size() << ": " << rest.error.ToString();
+  EXPECT_LE(rest.recs.size(), 1u);
+  for (auto& rec : rest.recs) EXPECT_EQ(rec.payload, "d-1") << "read past the deleted segments";
+}
+
 // Session expiry needs ZooKeeper (the embedded store's one session lives as
 // long as the process), so this case runs on ZooKeeper only.
 class LogZkTest : public LogTest {};

@@ -42,8 +42,15 @@ struct StoreHandle {
   std::unique_ptr<metadata::MetadataStore> store;
   metadata::ZkStore* zk = nullptr;  // set for ZooKeeper
 
+  // Fails what is pending (callbacks run now, on the still running loop). Idempotent.
+  void Close() {
+    if (store && !closed) store->CloseSync();
+    closed = true;
+  }
+  bool closed = false;
+
   ~StoreHandle() {
-    if (store) store->CloseSync();
+    Close();
     store.reset();
     if (loop) loop->Stop();
   }
@@ -61,6 +68,9 @@ class SegmentCluster {
   }
 
   ~SegmentCluster() {
+    // Stores first: a callback still pending in a store (e.g. a reader's open
+    // that its owner abandoned) runs while its SegmentClient still exists.
+    for (auto& h : stores_) h->Close();
     for (auto& c : clients_) c->Close();
     clients_.clear();
     stores_.clear();
