@@ -1060,6 +1060,19 @@ class ZkStore::Impl {
     DLOG_WARN << "metadata: ZooKeeper session 0x" << std::hex << old_sid << std::dec
               << " expired; owners must stop; making a new session";
     connected_ = false;
+    // Replace the handle first: callbacks run below may issue new calls, which
+    // must go to the new session's handle, never to the expired one (a call
+    // queued on a handle that is being closed in the expired state was seen
+    // to never complete, leaking its request).
+    zhandle_t* zh = zh_;
+    HandleCtx* hc = hctx_;
+    zh_ = nullptr;
+    hctx_ = nullptr;
+    helper_.Post([zh, hc] {
+      if (zh != nullptr) zookeeper_close(zh);
+      delete hc;
+    });
+    Connect();
     // Calls in flight on the old session fail with kSessionExpired, except
     // re-reads, which go on with the new session.
     std::vector<uint64_t> ids;
@@ -1074,15 +1087,6 @@ class ZkStore::Impl {
     }
     FireAllWatches(WatchEventType::kSessionExpired);
     owner_->NotifySession(SessionEvent{SessionState::kExpired, old_sid});
-    zhandle_t* zh = zh_;
-    HandleCtx* hc = hctx_;
-    zh_ = nullptr;
-    hctx_ = nullptr;
-    helper_.Post([zh, hc] {
-      if (zh != nullptr) zookeeper_close(zh);
-      delete hc;
-    });
-    Connect();
   }
 
   void FireWatches(std::map<std::string, std::vector<WatchCallback>>* m, const std::string& path, WatchEventType type) {

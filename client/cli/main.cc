@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "logstore/log/entry.h"
 #include "logstore/log/errors.h"
+#include "logstore/segment/segment_meta.h"
 #include "net/errors.h"
 
 namespace dlog::cli {
@@ -71,19 +72,6 @@ std::string FormatTime(int64_t ms) {
   return buf;
 }
 
-const char* StateName(proto::SegmentState s) {
-  switch (s) {
-    case proto::SEGMENT_OPEN:
-      return "OPEN";
-    case proto::SEGMENT_IN_RECOVERY:
-      return "IN_RECOVERY";
-    case proto::SEGMENT_CLOSED:
-      return "CLOSED";
-    default:
-      return "?";
-  }
-}
-
 std::string Num(int64_t v) { return v < 0 ? "-" : std::to_string(v); }
 
 void PrintStat(const proto::LogStat& s, const std::string& ns) {
@@ -111,7 +99,7 @@ void PrintStat(const proto::LogStat& s, const std::string& ns) {
     std::string nodes;
     for (const auto& n : seg.ensemble()) nodes += (nodes.empty() ? "" : ",") + n;
     std::printf("  %-6lld %-10llu %-12s %-9s %-9s %-11s %-9s %s\n", static_cast<long long>(seg.seq()),
-                static_cast<unsigned long long>(seg.segment_id()), StateName(seg.state()), Num(seg.entries()).c_str(),
+                static_cast<unsigned long long>(seg.segment_id()), segment::SegmentStateName(seg.state()), Num(seg.entries()).c_str(),
                 Num(seg.records()).c_str(), Num(seg.bytes()).c_str(), seg.truncated() ? "yes" : "no", nodes.c_str());
   }
 }
