@@ -39,6 +39,8 @@ struct Flags {
   int window = 1000;
   double seconds = 10;
   double warmup = 1;
+  int64_t flush_delay_us = -1;  // -1: the writer's default
+  int64_t lac_flush_ms = -1;    // -1: the segment client's default
 };
 
 int Fail(const std::string& what, const Status& st) {
@@ -53,6 +55,7 @@ int Run(const Flags& f) {
   }
   log::LogClientOptions o;
   o.metadata_url = f.metadata;
+  if (f.lac_flush_ms >= 0) o.segment.lac_flush_ms = f.lac_flush_ms;
   auto wc = log::LogClient::Open(o);
   if (!wc.ok()) return Fail("connect", wc.status());
   auto rc = log::LogClient::Open(o);
@@ -73,7 +76,9 @@ int Run(const Flags& f) {
   auto rns = log::Namespace::OpenSync((*rc)->segments(), ns_name);
   if (!rns.ok()) return Fail("namespace (reader)", rns.status());
 
-  auto writer = (*ns)->OpenWriterSync(log_name, {});
+  log::WriterOptions wo;
+  if (f.flush_delay_us >= 0) wo.flush_delay_us = f.flush_delay_us;
+  auto writer = (*ns)->OpenWriterSync(log_name, wo);
   if (!writer.ok()) return Fail("open writer", writer.status());
   log::ReaderOptions ro;
   ro.read_ahead_entries = 64;
@@ -192,6 +197,8 @@ int main(int argc, char** argv) {
   app.add_option("--size", f.size, "record bytes")->capture_default_str();
   app.add_option("--window", f.window, "writes in flight")->capture_default_str();
   app.add_option("--seconds", f.seconds, "measured seconds (after a 1 s warm-up)")->capture_default_str();
+  app.add_option("--flush-delay-us", f.flush_delay_us, "writer flush delay (default: the writer's)");
+  app.add_option("--lac-flush-ms", f.lac_flush_ms, "idle LAC push delay (default: the segment client's)");
   CLI11_PARSE(app, argc, argv);
   return dlog::bench::Run(f);
 }

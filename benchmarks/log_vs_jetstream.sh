@@ -260,7 +260,7 @@ run_one() {
   check_servers
   rc=0
   if [ "$sys" = dlog ]; then
-    "$DLOG" --metadata "$METADATA" --ensemble 3 --write-quorum 3 --ack-quorum 2 \
+    "$DLOG" --metadata "$METADATA" --ensemble 3 --write-quorum 3 --ack-quorum 2 ${LOG_PERF_ARGS:-} \
       --mode "$mode" "${extra[@]}" --size "$size" --window "$WINDOW" --seconds "$BENCH_SECONDS" \
       >"$out" 2>"$err" || rc=$?
   else
@@ -279,6 +279,11 @@ run_one() {
 }
 
 WORKLOADS=("throughput_100B throughput 100" "throughput_1KiB throughput 1024" "rate_1KiB rate 1024")
+if [ -n "${BENCH_WORKLOADS:-}" ]; then  # e.g. BENCH_WORKLOADS=rate_1KiB: only those tags
+  sel=()
+  for w in "${WORKLOADS[@]}"; do [[ " $BENCH_WORKLOADS " == *" ${w%% *} "* ]] && sel+=("$w"); done
+  WORKLOADS=("${sel[@]}")
+fi
 log "running ${#WORKLOADS[@]} workloads x $ROUNDS rounds x ${BENCH_SECONDS}s (dlog then jetstream each round)"
 for w in "${WORKLOADS[@]}"; do
   read -r tag mode size <<<"$w"

@@ -56,7 +56,10 @@ struct WriterOptions {
   int64_t lock_timeout_ms = 0;
   size_t max_entry_bytes = 512u << 10;
   size_t max_entries_in_flight = 32;
-  int64_t flush_delay_us = 2000;  // a partly filled entry waits at most this long
+  // 0: a partly filled entry goes as soon as fewer than max_entries_in_flight
+  // are pending (lowest latency; load still batches itself). > 0: it also
+  // waits up to this long for more records while other entries are in flight.
+  int64_t flush_delay_us = 0;
   size_t max_pending_bytes = 64u << 20;
   int64_t sweep_interval_ms = 60'000;  // retention / truncation sweep of this log (0: never)
 };
