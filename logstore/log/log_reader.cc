@@ -4,6 +4,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -253,10 +254,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     if (!watch_armed_) {
       watch_armed_ = true;
       watch = [w](const metadata::WatchEvent&) {
-        auto self = w.lock();
-        if (!self) return;
-        self->watch_armed_ = false;
-        if (!self->seg_ && self->waiting_for_segment_) self->Drive();
+        if (auto self = w.lock()) self->OnLogChanged();
       };
     }
     store->Get(
@@ -381,10 +379,13 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     std::weak_ptr<Impl> w = weak_from_this();
     std::weak_ptr<segment::SegmentReader> ws = seg_;
     const int64_t e = next_fetch_;
-    seg_->WaitForEntry(EntryId(e), options_.long_poll_ms, [w, e, ws](Result<segment::ReadResult> r) {
+    const uint64_t gen = ++poll_gen_;
+    WatchLogWhileTailing();
+    seg_->WaitForEntry(EntryId(e), options_.long_poll_ms, [w, e, ws, gen](Result<segment::ReadResult> r) {
       auto self = w.lock();
       std::shared_ptr<segment::SegmentReader> seg = ws.lock();
       if (!self || self->closed_ || !seg || self->seg_ != seg) return;
+      if (gen != self->poll_gen_) return;  // superseded by a refresh (the result is read again if needed)
       self->long_polling_ = false;
       if (r.ok()) {
         if (e == self->next_fetch_) ++self->next_fetch_;
@@ -397,14 +398,39 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
     });
   }
 
+  // While a long poll waits on a segment that is not CLOSED, a change of the
+  // log's metadata (a roll closing it and listing the next one, an end of
+  // stream) refreshes the segment at once instead of after the poll's timeout.
+  void WatchLogWhileTailing() {
+    if (watch_armed_) return;
+    watch_armed_ = true;
+    std::weak_ptr<Impl> w = weak_from_this();
+    client_->store()->Exists(
+        paths_.path, [](Result<std::optional<metadata::Stat>>) {},
+        [w](const metadata::WatchEvent&) {
+          if (auto self = w.lock()) self->OnLogChanged();
+        });
+  }
+
+  // The one log watch fired (whoever armed it): refresh a tailed segment, or
+  // look for the next segment.
+  void OnLogChanged() {
+    watch_armed_ = false;
+    if (closed_) return;
+    if (seg_ && !seg_closed_ && long_polling_) return RefreshSegment();
+    Drive();
+  }
+
   void RefreshSegment() {
     std::weak_ptr<Impl> w = weak_from_this();
     std::weak_ptr<segment::SegmentReader> ws = seg_;
-    long_polling_ = true;  // no second long poll meanwhile
-    seg_->Refresh([w, ws](Result<EntryId> last) {
+    const uint64_t gen = ++poll_gen_;  // an outstanding long poll's (or refresh's) answer is ignored
+    long_polling_ = true;              // no second long poll meanwhile
+    seg_->Refresh([w, ws, gen](Result<EntryId> last) {
       auto self = w.lock();
       std::shared_ptr<segment::SegmentReader> seg = ws.lock();
       if (!self || self->closed_ || !seg || self->seg_ != seg) return;
+      if (gen != self->poll_gen_) return;
       self->long_polling_ = false;
       if (!last.ok()) return self->FailOrRetry(last.status());
       self->seg_last_ = std::max(self->seg_last_, last->value());
@@ -497,6 +523,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   int64_t fetch_seq_ = 0; // the segment to look for once the current one is done
   size_t buffered_entries_ = 0;  // entries with records in buffered_
   bool watch_armed_ = false;
+  uint64_t poll_gen_ = 0;
   int64_t skip_below_txid_ = std::numeric_limits<int64_t>::min();
   bool closed_ = false;
   bool driving_ = false;

@@ -1132,6 +1132,33 @@ TEST_P(LogTest, ReaderPastDeletedSegmentsGetsTruncated) {
   for (auto& rec : rest.recs) EXPECT_EQ(rec.payload, "d-1") << "read past the deleted segments";
 }
 
+// A tailing reader follows a roll at once (a watch on the log's metadata
+// refreshes the closed segment), not after its long poll times out.
+TEST_P(LogTest, TailingReaderFollowsRollsPromptly) {
+  NamespaceSettings s = Settings();
+  s.roll_entries = 1;  // every entry rolls
+  Namespace* ns = MakeNs(s);
+  ASSERT_NE(ns, nullptr);
+  ASSERT_TRUE(ns->CreateLogSync("log").ok());
+  auto w = Writer(ns, "log", {.sweep_interval_ms = 0});
+  ASSERT_NE(w, nullptr);
+  auto r = Reader(ns, "log", StartPosition::Earliest(), {.long_poll_ms = 20000});
+  ASSERT_NE(r, nullptr);
+  int64_t last_seq = -1;
+  for (int i = 0; i < 4; ++i) {
+    const std::string p = "roll-" + std::to_string(i);
+    auto wr = w->WriteSync(Slice::CopyOf(p));
+    ASSERT_TRUE(wr.ok()) << wr.status().ToString();
+    EXPECT_GT(wr->dlsn.segment_seq, last_seq);
+    last_seq = wr->dlsn.segment_seq;
+    // Well under the 20 s long poll: the reader must not wait it out.
+    auto got = r->ReadNextSync(1, Scaled(5000ms).count());
+    ASSERT_TRUE(got.ok()) << p << ": " << got.status().ToString();
+    EXPECT_EQ(got->front().payload.ToString(), p);
+    EXPECT_EQ(got->front().dlsn, wr->dlsn);
+  }
+}
+
 // Session expiry needs ZooKeeper (the embedded store's one session lives as
 // long as the process), so this case runs on ZooKeeper only.
 class LogZkTest : public LogTest {};
