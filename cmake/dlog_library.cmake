@@ -41,4 +41,9 @@ function(dlog_test)
     set(ARG_TIMEOUT 300)
   endif()
   set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(DLOG_SANITIZE)
+    # Leaks inside third-party libraries only: see tests/lsan.supp.
+    set_property(TEST ${ARG_NAME} APPEND PROPERTY ENVIRONMENT
+                 "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
+  endif()
 endfunction()
