@@ -66,8 +66,8 @@ int Run(const Flags& f) {
   s.write_quorum = f.write_quorum;
   s.ack_quorum = f.ack_quorum;
   s.roll_bytes = 1ll << 30;
-  const std::string ns_name = "perf-" + std::to_string(f.ensemble) + "-" + std::to_string(f.write_quorum) + "-" +
-                              std::to_string(f.ack_quorum);
+  const std::string ns_name =
+      "perf-" + std::to_string(f.ensemble) + "-" + std::to_string(f.write_quorum) + "-" + std::to_string(f.ack_quorum);
   auto ns = log::Namespace::OpenOrCreateSync((*wc)->segments(), ns_name, s);
   if (!ns.ok()) return Fail("namespace", ns.status());
   std::mt19937_64 rng(std::random_device{}());
@@ -103,7 +103,8 @@ int Run(const Flags& f) {
       for (const auto& rec : *r) {
         int64_t sent;
         std::memcpy(&sent, rec.payload.data(), sizeof sent);
-        if (sent >= measure_from.load(std::memory_order_relaxed)) e2e_us.Record(static_cast<uint64_t>((now - sent) / 1000));
+        if (sent >= measure_from.load(std::memory_order_relaxed))
+          e2e_us.Record(static_cast<uint64_t>((now - sent) / 1000));
       }
       read_count.fetch_add(r->size());
     }
@@ -171,13 +172,12 @@ int Run(const Flags& f) {
   const double rpe = entries > 0 ? static_cast<double>(stats_at_end.records - stats_at_warm.records) / entries : 0;
   reader->reset();
   IgnoreError((*ns)->DeleteLogSync(log_name));
-  std::printf(
-      "RESULT system=dlog workload=%s size=%zu records_per_s=%.0f mb_per_s=%.2f ack_p50_us=%" PRIu64
-      " ack_p99_us=%" PRIu64 " ack_p999_us=%" PRIu64 " e2e_p50_us=%" PRIu64 " e2e_p99_us=%" PRIu64
-      " e2e_p999_us=%" PRIu64 " records_per_entry=%.1f\n",
-      f.mode.c_str(), f.size, rps, rps * static_cast<double>(f.size) / 1e6, ack_us.Percentile(0.5),
-      ack_us.Percentile(0.99), ack_us.Percentile(0.999), e2e_us.Percentile(0.5), e2e_us.Percentile(0.99),
-      e2e_us.Percentile(0.999), rpe);
+  std::printf("RESULT system=dlog workload=%s size=%zu records_per_s=%.0f mb_per_s=%.2f ack_p50_us=%" PRIu64
+              " ack_p99_us=%" PRIu64 " ack_p999_us=%" PRIu64 " e2e_p50_us=%" PRIu64 " e2e_p99_us=%" PRIu64
+              " e2e_p999_us=%" PRIu64 " records_per_entry=%.1f\n",
+              f.mode.c_str(), f.size, rps, rps * static_cast<double>(f.size) / 1e6, ack_us.Percentile(0.5),
+              ack_us.Percentile(0.99), ack_us.Percentile(0.999), e2e_us.Percentile(0.5), e2e_us.Percentile(0.99),
+              e2e_us.Percentile(0.999), rpe);
   std::fflush(stdout);
   return 0;
 }

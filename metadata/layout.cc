@@ -120,7 +120,7 @@ std::string Layout::OwnershipDir() const { return root_ + "/ownership"; }
 std::string Layout::Ownership(std::string_view partition) const { return OwnershipDir() + "/" + EscapeName(partition); }
 
 std::vector<std::string> Layout::Directories() const {
-  return {"/dlog",       root_,     NodesDir(),   CookiesDir(), SegmentsDir(),
+  return {"/dlog",       root_,           NodesDir(),   CookiesDir(), SegmentsDir(),
           CountersDir(), NamespacesDir(), BrokersDir(), TopicsDir(),  OwnershipDir()};
 }
 

@@ -99,8 +99,9 @@ void PrintStat(const proto::LogStat& s, const std::string& ns) {
     std::string nodes;
     for (const auto& n : seg.ensemble()) nodes += (nodes.empty() ? "" : ",") + n;
     std::printf("  %-6lld %-10llu %-12s %-9s %-9s %-11s %-9s %s\n", static_cast<long long>(seg.seq()),
-                static_cast<unsigned long long>(seg.segment_id()), segment::SegmentStateName(seg.state()), Num(seg.entries()).c_str(),
-                Num(seg.records()).c_str(), Num(seg.bytes()).c_str(), seg.truncated() ? "yes" : "no", nodes.c_str());
+                static_cast<unsigned long long>(seg.segment_id()), segment::SegmentStateName(seg.state()),
+                Num(seg.entries()).c_str(), Num(seg.records()).c_str(), Num(seg.bytes()).c_str(),
+                seg.truncated() ? "yes" : "no", nodes.c_str());
   }
 }
 

@@ -78,8 +78,8 @@ Result<EntryHeader> DecodeEntryHeader(const Slice& entry) {
   }
   // Every record takes at least its header: a count the bytes can't hold is corrupt.
   if (out.record_count > (entry.size() - kEntryHeaderSize) / kRecordHeaderSize) {
-    return Status::Error(LogErrc::kCorrupt, "entry claims " + std::to_string(out.record_count) +
-                                                " records in " + std::to_string(entry.size()) + " bytes");
+    return Status::Error(LogErrc::kCorrupt, "entry claims " + std::to_string(out.record_count) + " records in " +
+                                                std::to_string(entry.size()) + " bytes");
   }
   return out;
 }

@@ -45,7 +45,7 @@ class LogClient {
 
  private:
   LogClient() = default;
-  std::unique_ptr<net::EventLoop> loop_;               // owned (Open) or null (Attach)
+  std::unique_ptr<net::EventLoop> loop_;  // owned (Open) or null (Attach)
   std::unique_ptr<metadata::MetadataStore> owned_store_;
   metadata::MetadataStore* store_ = nullptr;
   std::unique_ptr<segment::SegmentClient> segments_;

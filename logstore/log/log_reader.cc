@@ -101,8 +101,7 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
                                        if (!self) return;
                                        if (!r.ok()) return cb(r.status());
                                        std::shared_ptr<segment::SegmentReader> reader(std::move(*r));
-                                       self->SetStart(
-                                           Dlsn{last.segment_seq(), reader->last_readable().value() + 1, 0});
+                                       self->SetStart(Dlsn{last.segment_seq(), reader->last_readable().value() + 1, 0});
                                        self->AdoptSegment(last.segment_seq(), std::move(reader));
                                        cb(Status::OK());
                                      });
@@ -518,9 +517,9 @@ class LogReader::Impl : public std::enable_shared_from_this<LogReader::Impl> {
   ReaderOptions options_;
 
   uint64_t incarnation_ = 0;
-  Dlsn start_;            // records before it are skipped
-  Dlsn pos_;              // the next record to deliver (what position() reports)
-  int64_t fetch_seq_ = 0; // the segment to look for once the current one is done
+  Dlsn start_;                   // records before it are skipped
+  Dlsn pos_;                     // the next record to deliver (what position() reports)
+  int64_t fetch_seq_ = 0;        // the segment to look for once the current one is done
   size_t buffered_entries_ = 0;  // entries with records in buffered_
   bool watch_armed_ = false;
   uint64_t poll_gen_ = 0;

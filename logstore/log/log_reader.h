@@ -51,8 +51,8 @@ struct StartPosition {
 
 struct ReaderOptions {
   size_t read_ahead_entries = 16;
-  uint32_t long_poll_ms = 1000;   // per long-poll request to a node
-  int64_t metadata_poll_ms = 200; // re-read the log's metadata this often while waiting for a segment
+  uint32_t long_poll_ms = 1000;    // per long-poll request to a node
+  int64_t metadata_poll_ms = 200;  // re-read the log's metadata this often while waiting for a segment
 };
 
 class LogReader {

@@ -57,8 +57,10 @@ std::string DefaultOwnerId() {
 
 Status MapSegmentError(const Status& st, const LogPaths& p) {
   if (st.Is(SegmentErrc::kFenced)) {
-    return Status::Error(LogErrc::kFenced, p.Describe() + ": this writer was fenced (another writer recovered its "
-                                                          "segment); outcome unknown: " + st.message());
+    return Status::Error(LogErrc::kFenced, p.Describe() +
+                                               ": this writer was fenced (another writer recovered its "
+                                               "segment); outcome unknown: " +
+                                               st.message());
   }
   return Status::Error(LogErrc::kOutcomeUnknown, p.Describe() + ": " + st.ToString());
 }
@@ -119,29 +121,29 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     lock_deadline_ns_ = MonoNanos() + options_.lock_timeout_ms * 1'000'000;
     lock_data_ = metadata::Encode(owner);
     lock_prefix_ = store_->SessionGuid() + "-";
-    store_->Create(paths_.lock_dir + "/" + lock_prefix_, lock_data_, CreateMode::kEphemeralSequential,
-                   [w](Result<std::string> r) {
-                     auto self = w.lock();
-                     if (!self) return;
-                     if (!r.ok()) {
-                       // An ambiguous create may have left our node behind: remove it.
-                       if (r.status().Is(MetaErrc::kConnectionLoss)) self->RemoveOrphanLockNodes();
-                       return self->FailOpen(MapLogError(r.status(), self->paths_));
-                     }
-                     self->lock_path_ = *r;
-                     // The session that holds the node is the one whose expiry ends ownership.
-                     self->store_->Exists(self->lock_path_, [w](Result<std::optional<metadata::Stat>> e) {
-                       auto s = w.lock();
-                       if (!s || s->state_ != State::kOpening) return;
-                       if (!e.ok()) return s->FailOpen(e.status());
-                       if (!e->has_value()) {
-                         return s->FailOpen(Status::Error(LogErrc::kLockLost, s->paths_.Describe() +
-                                                                                  ": lock node vanished (session expired)"));
-                       }
-                       s->session_id_ = (*e)->ephemeral_owner;
-                       s->CheckLock();
-                     });
-                   });
+    store_->Create(
+        paths_.lock_dir + "/" + lock_prefix_, lock_data_, CreateMode::kEphemeralSequential, [w](Result<std::string> r) {
+          auto self = w.lock();
+          if (!self) return;
+          if (!r.ok()) {
+            // An ambiguous create may have left our node behind: remove it.
+            if (r.status().Is(MetaErrc::kConnectionLoss)) self->RemoveOrphanLockNodes();
+            return self->FailOpen(MapLogError(r.status(), self->paths_));
+          }
+          self->lock_path_ = *r;
+          // The session that holds the node is the one whose expiry ends ownership.
+          self->store_->Exists(self->lock_path_, [w](Result<std::optional<metadata::Stat>> e) {
+            auto s = w.lock();
+            if (!s || s->state_ != State::kOpening) return;
+            if (!e.ok()) return s->FailOpen(e.status());
+            if (!e->has_value()) {
+              return s->FailOpen(
+                  Status::Error(LogErrc::kLockLost, s->paths_.Describe() + ": lock node vanished (session expired)"));
+            }
+            s->session_id_ = (*e)->ephemeral_owner;
+            s->CheckLock();
+          });
+        });
   }
 
   // Deletes lock nodes of this session holding exactly our data.
@@ -263,8 +265,8 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     const proto::SegmentMetadata& m = to_recover_[i].meta;
     if (m.state() == proto::SEGMENT_CLOSED && m.record_count() != kCountersUnknown) return RecoverNext(i + 1);
     std::weak_ptr<Impl> w = weak_from_this();
-    DLOG_INFO << paths_.Describe() << ": recovering segment " << m.segment_id() << " (seq " << m.segment_seq()
-              << ", " << segment::SegmentStateName(m.state()) << ")";
+    DLOG_INFO << paths_.Describe() << ": recovering segment " << m.segment_id() << " (seq " << m.segment_seq() << ", "
+              << segment::SegmentStateName(m.state()) << ")";
     segment::SegmentRecovery::Recover(client_, SegmentId(m.segment_id()),
                                       [w, i](Result<proto::SegmentMetadata> closed) {
                                         auto self = w.lock();
@@ -297,7 +299,8 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
             self->old_readers_.push_back(std::move(self->counters_reader_));  // not destroyed in its own callback
             if (!e.ok()) return self->FailOpen(e.status().WithContext("reading a recovered segment's last entry"));
             Result<EntryHeader> h = DecodeEntryHeader(e->payload);
-            if (!h.ok()) return self->FailOpen(h.status().WithContext("segment " + std::to_string(closed.segment_id())));
+            if (!h.ok())
+              return self->FailOpen(h.status().WithContext("segment " + std::to_string(closed.segment_id())));
             proto::SegmentMetadata next = closed;
             next.set_record_count(h->first_record_seq + h->record_count - closed.first_record_seq());
             next.set_max_txid(h->max_txid);
@@ -386,8 +389,7 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
                                                            std::to_string(kMaxRecordSize));
       } else if (txid && *txid < last_txid_) {
         err = Status::Error(LogErrc::kTxidOutOfOrder, paths_.Describe() + ": txid " + std::to_string(*txid) +
-                                                          " is lower than the previous " +
-                                                          std::to_string(last_txid_));
+                                                          " is lower than the previous " + std::to_string(last_txid_));
       } else if (txid && *txid < 0) {
         err = Status::Error(LogErrc::kInvalidArgument, "txid " + std::to_string(*txid) + " is negative");
       } else if (pending_bytes_ + record.size() > options_.max_pending_bytes && pending_bytes_ > 0) {
@@ -476,8 +478,7 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
         if (ready_.empty()) {
           if (builder_.empty()) break;
           // A partial entry waits for more records while others are in flight.
-          if (options_.flush_delay_us > 0 && !inflight_.empty() && flush_waiters_.empty() &&
-              state_ == State::kReady) {
+          if (options_.flush_delay_us > 0 && !inflight_.empty() && flush_waiters_.empty() && state_ == State::kReady) {
             if (!flush_timer_.active()) {
               std::weak_ptr<Impl> w = weak_from_this();
               flush_timer_.Start(static_cast<uint64_t>(std::max<int64_t>(1, options_.flush_delay_us / 1000)), [w] {
@@ -574,12 +575,13 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     next_segment_first_seq_ = !ready_.empty() ? ready_.front().first_seq : builder_.first_record_seq();
     std::weak_ptr<Impl> w = weak_from_this();
     loop()->Post([w] {
-      if (auto self = w.lock()) self->Seal([w](Result<std::optional<segment::SealedSegment>> s) {
-        auto self2 = w.lock();
-        if (!self2) return;
-        if (!s.ok()) return self2->Fail(s.status());
-        self2->PrepareNext(std::move(*s));
-      });
+      if (auto self = w.lock())
+        self->Seal([w](Result<std::optional<segment::SealedSegment>> s) {
+          auto self2 = w.lock();
+          if (!self2) return;
+          if (!s.ok()) return self2->Fail(s.status());
+          self2->PrepareNext(std::move(*s));
+        });
     });
   }
 
@@ -644,9 +646,9 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
       if (!self || self->state_ == State::kFailed) return;
       if (r.ok()) return self->OnRolled(sealed, next, log, r->back().stat.version);
       if (!Retryable(r.status()) || attempt >= kMaxAttempts) {
-        return self->Fail(Status::Error(LogErrc::kOutcomeUnknown, self->paths_.Describe() +
-                                                                    ": rolling to a new segment failed: " +
-                                                                    r.status().ToString()));
+        return self->Fail(
+            Status::Error(LogErrc::kOutcomeUnknown,
+                          self->paths_.Describe() + ": rolling to a new segment failed: " + r.status().ToString()));
       }
       std::optional<proto::SegmentMetadata> ours;
       if (sealed) ours = sealed->closed;
@@ -717,24 +719,24 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
           if (new_segment != 0 && r.segment_id() == new_segment) res.listed = true;
         }
         if (res.listed || !ours) return cb(res);
-        segment::LoadSegment(self->store_, self->client_->layout(), SegmentId(ours->segment_id()),
-                             [w, ours, cb, again, res](Result<segment::VersionedMeta> sm) mutable {
-                               auto self = w.lock();
-                               if (!self) return;
-                               if (!sm.ok()) return again(sm.status());
-                               if (sm->meta.SerializeAsString() == ours->SerializeAsString()) {
-                                 res.closed_as_ours = true;
-                                 return cb(res);
-                               }
-                               if (sm->meta.state() != proto::SEGMENT_OPEN) {
-                                 return cb(Status::Error(
-                                     LogErrc::kFenced,
-                                     self->paths_.Describe() + ": segment " + std::to_string(sm->meta.segment_id()) +
-                                         " is " + segment::SegmentStateName(sm->meta.state()) +
-                                         ": another writer took over"));
-                               }
-                               cb(res);
-                             });
+        segment::LoadSegment(
+            self->store_, self->client_->layout(), SegmentId(ours->segment_id()),
+            [w, ours, cb, again, res](Result<segment::VersionedMeta> sm) mutable {
+              auto self = w.lock();
+              if (!self) return;
+              if (!sm.ok()) return again(sm.status());
+              if (sm->meta.SerializeAsString() == ours->SerializeAsString()) {
+                res.closed_as_ours = true;
+                return cb(res);
+              }
+              if (sm->meta.state() != proto::SEGMENT_OPEN) {
+                return cb(Status::Error(LogErrc::kFenced, self->paths_.Describe() + ": segment " +
+                                                              std::to_string(sm->meta.segment_id()) + " is " +
+                                                              segment::SegmentStateName(sm->meta.state()) +
+                                                              ": another writer took over"));
+              }
+              cb(res);
+            });
       });
     });
   }
@@ -824,7 +826,8 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
       MutexLock l(&mu_);
       drained = ready_.empty() && builder_.empty();
     }
-    if (!drained || !inflight_.empty()) return;  // Pump / OnAdded come back here  // OnAdded -> Pump -> CheckFlushWaiters -> here
+    if (!drained || !inflight_.empty())
+      return;  // Pump / OnAdded come back here  // OnAdded -> Pump -> CheckFlushWaiters -> here
     close_started_ = true;
     std::weak_ptr<Impl> w = weak_from_this();
     Seal([w](Result<std::optional<segment::SealedSegment>> s) {

@@ -65,10 +65,9 @@ NamespaceSettings NamespaceSettings::FromProto(const proto::NamespaceMetadata& m
 
 Status NamespaceSettings::Validate() const {
   if (!(ensemble_size >= write_quorum && write_quorum >= ack_quorum && ack_quorum >= 1 && ensemble_size <= 32)) {
-    return Status::Error(LogErrc::kInvalidArgument, "need 32 >= E >= Qw >= Qa >= 1; got E=" +
-                                                        std::to_string(ensemble_size) + " Qw=" +
-                                                        std::to_string(write_quorum) + " Qa=" +
-                                                        std::to_string(ack_quorum));
+    return Status::Error(LogErrc::kInvalidArgument,
+                         "need 32 >= E >= Qw >= Qa >= 1; got E=" + std::to_string(ensemble_size) +
+                             " Qw=" + std::to_string(write_quorum) + " Qa=" + std::to_string(ack_quorum));
   }
   if (roll_bytes < 0 || roll_ms < 0 || roll_entries < 0 || retention_ms < 0 || retention_bytes < 0 ||
       truncation_grace_ms < 0) {
@@ -142,8 +141,7 @@ void Namespace::Open(segment::SegmentClient* client, std::string name,
 }
 
 Result<std::unique_ptr<Namespace>> Namespace::OpenSync(segment::SegmentClient* client, std::string name) {
-  return Await<Result<std::unique_ptr<Namespace>>>(
-      [&](auto done) { Open(client, name, std::move(done)); }, client);
+  return Await<Result<std::unique_ptr<Namespace>>>([&](auto done) { Open(client, name, std::move(done)); }, client);
 }
 
 Result<std::unique_ptr<Namespace>> Namespace::CreateSync(segment::SegmentClient* client, std::string name,
@@ -196,16 +194,17 @@ void Namespace::CreateLog(std::string log, std::function<void(Status)> cb) {
   m.set_name(log);
   std::vector<Op> ops{Op::Create(p.path, metadata::Encode(m)), Op::Create(p.lock_dir, "")};
   const std::string ns_path = client->layout().Namespace(impl_->ctx_->ns);
-  impl_->store()->Multi(std::move(ops), [store = impl_->store(), p, ns_path, cb](Result<std::vector<metadata::OpResult>> r) {
-    if (r.ok()) return cb(Status::OK());
-    if (r.status().Is(MetaErrc::kNodeExists)) {
-      return cb(Status::Error(LogErrc::kLogExists, p.Describe() + " already exists"));
-    }
-    if (r.status().Is(MetaErrc::kNoNode)) {
-      return cb(Status::Error(LogErrc::kNamespaceNotFound, "namespace '" + p.ns + "' does not exist"));
-    }
-    cb(r.status());
-  });
+  impl_->store()->Multi(
+      std::move(ops), [store = impl_->store(), p, ns_path, cb](Result<std::vector<metadata::OpResult>> r) {
+        if (r.ok()) return cb(Status::OK());
+        if (r.status().Is(MetaErrc::kNodeExists)) {
+          return cb(Status::Error(LogErrc::kLogExists, p.Describe() + " already exists"));
+        }
+        if (r.status().Is(MetaErrc::kNoNode)) {
+          return cb(Status::Error(LogErrc::kNamespaceNotFound, "namespace '" + p.ns + "' does not exist"));
+        }
+        cb(r.status());
+      });
 }
 
 Status Namespace::CreateLogSync(const std::string& log) {
@@ -336,8 +335,8 @@ void Namespace::OpenWriter(std::string log, WriterOptions options,
 }
 
 Result<std::unique_ptr<LogWriter>> Namespace::OpenWriterSync(const std::string& log, WriterOptions options) {
-  return Await<Result<std::unique_ptr<LogWriter>>>(
-      [&](auto done) { OpenWriter(log, options, std::move(done)); }, impl_->client());
+  return Await<Result<std::unique_ptr<LogWriter>>>([&](auto done) { OpenWriter(log, options, std::move(done)); },
+                                                   impl_->client());
 }
 
 void Namespace::OpenReader(std::string log, StartPosition start, ReaderOptions options,
@@ -347,8 +346,8 @@ void Namespace::OpenReader(std::string log, StartPosition start, ReaderOptions o
 
 Result<std::unique_ptr<LogReader>> Namespace::OpenReaderSync(const std::string& log, StartPosition start,
                                                              ReaderOptions options) {
-  return Await<Result<std::unique_ptr<LogReader>>>(
-      [&](auto done) { OpenReader(log, start, options, std::move(done)); }, impl_->client());
+  return Await<Result<std::unique_ptr<LogReader>>>([&](auto done) { OpenReader(log, start, options, std::move(done)); },
+                                                   impl_->client());
 }
 
 // ---- truncation and retention ----
@@ -357,10 +356,10 @@ namespace {
 
 // Marks refs[i] (CLOSED, not the last segment) truncated where `pick` says so,
 // CASes the log, calls back. Conflicts re-read and start over (bounded).
-void MarkTruncated(NsRef ns, LogPaths p,
-                   std::function<std::vector<bool>(const proto::LogMetadata&, const std::vector<segment::VersionedMeta>&)>
-                       pick,
-                   int attempts, std::function<void(Status)> cb) {
+void MarkTruncated(
+    NsRef ns, LogPaths p,
+    std::function<std::vector<bool>(const proto::LogMetadata&, const std::vector<segment::VersionedMeta>&)> pick,
+    int attempts, std::function<void(Status)> cb) {
   segment::SegmentClient* client = ns->client;
   LoadLog(client->store(), p, [ns, p, pick, attempts, cb, client](Result<VersionedLog> lg) {
     if (!lg.ok()) return cb(lg.status());
@@ -424,29 +423,28 @@ void DeleteExpired(NsRef ns, LogPaths p, int attempts, std::function<void(Status
       }
     }
     if (expired.empty()) return cb(Status::OK());
-    LoadSegments(client, expired, true,
-                 [ns, p, attempts, cb, client, next, version = lg->version](
-                     Result<std::vector<segment::VersionedMeta>> segs) {
-                   if (!segs.ok()) return cb(segs.status());
-                   std::vector<Op> ops{Op::Set(p.path, metadata::Encode(next), version)};
-                   std::vector<proto::SegmentMetadata> metas;
-                   for (auto& s : *segs) {
-                     ops.push_back(Op::Delete(client->layout().Segment(SegmentId(s.meta.segment_id())),
-                                              metadata::kAnyVersion));
-                     metas.push_back(s.meta);
-                   }
-                   client->store()->Multi(
-                       std::move(ops), [ns, p, attempts, cb, client, metas](Result<std::vector<metadata::OpResult>> r) {
-                         if (!r.ok()) {
-                           if (r.status().Is(MetaErrc::kBadVersion) && attempts < 20) {
-                             return DeleteExpired(ns, p, attempts + 1, cb);
-                           }
-                           return cb(MapLogError(r.status(), p));
-                         }
-                         DLOG_INFO << p.Describe() << ": deleted " << metas.size() << " truncated segment(s)";
-                         DeleteSegmentData(client, metas, [cb] { cb(Status::OK()); });
-                       });
-                 });
+    LoadSegments(
+        client, expired, true,
+        [ns, p, attempts, cb, client, next, version = lg->version](Result<std::vector<segment::VersionedMeta>> segs) {
+          if (!segs.ok()) return cb(segs.status());
+          std::vector<Op> ops{Op::Set(p.path, metadata::Encode(next), version)};
+          std::vector<proto::SegmentMetadata> metas;
+          for (auto& s : *segs) {
+            ops.push_back(Op::Delete(client->layout().Segment(SegmentId(s.meta.segment_id())), metadata::kAnyVersion));
+            metas.push_back(s.meta);
+          }
+          client->store()->Multi(std::move(ops),
+                                 [ns, p, attempts, cb, client, metas](Result<std::vector<metadata::OpResult>> r) {
+                                   if (!r.ok()) {
+                                     if (r.status().Is(MetaErrc::kBadVersion) && attempts < 20) {
+                                       return DeleteExpired(ns, p, attempts + 1, cb);
+                                     }
+                                     return cb(MapLogError(r.status(), p));
+                                   }
+                                   DLOG_INFO << p.Describe() << ": deleted " << metas.size() << " truncated segment(s)";
+                                   DeleteSegmentData(client, metas, [cb] { cb(Status::OK()); });
+                                 });
+        });
   });
 }
 

@@ -46,9 +46,9 @@
 namespace dlog::log {
 
 struct NamespaceSettings {
-  int ensemble_size = 1;  // E
-  int write_quorum = 1;   // Qw
-  int ack_quorum = 1;     // Qa
+  int ensemble_size = 1;             // E
+  int write_quorum = 1;              // Qw
+  int ack_quorum = 1;                // Qa
   int64_t roll_bytes = 256ll << 20;  // roll a segment at this many payload bytes (0: never)
   int64_t roll_ms = 0;               // ... or at this age (0: never)
   int64_t roll_entries = 0;          // ... or this many entries (0: never)
@@ -72,7 +72,7 @@ struct LogInfo {
   std::string name;
   proto::LogMetadata meta;
   int32_t version = 0;
-  std::vector<SegmentInfo> segments;    // live and truncated-but-not-deleted, ascending seq
+  std::vector<SegmentInfo> segments;        // live and truncated-but-not-deleted, ascending seq
   std::optional<proto::OwnerRecord> owner;  // the writer holding the lock, if any
 };
 
@@ -114,8 +114,7 @@ class Namespace {
   void GetLogInfo(std::string log, std::function<void(Result<LogInfo>)> cb);
   Result<LogInfo> GetLogInfoSync(const std::string& log);
 
-  void OpenWriter(std::string log, WriterOptions options,
-                  std::function<void(Result<std::unique_ptr<LogWriter>>)> cb);
+  void OpenWriter(std::string log, WriterOptions options, std::function<void(Result<std::unique_ptr<LogWriter>>)> cb);
   Result<std::unique_ptr<LogWriter>> OpenWriterSync(const std::string& log, WriterOptions options = {});
   void OpenReader(std::string log, StartPosition start, ReaderOptions options,
                   std::function<void(Result<std::unique_ptr<LogReader>>)> cb);

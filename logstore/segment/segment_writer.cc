@@ -590,11 +590,10 @@ void SegmentWriter::Prepare(SegmentClient* client, WriterConfig config, PrepareC
                 proto::Fragment* f = meta.add_fragments();
                 f->set_first_entry_id(0);
                 for (auto& n : *nodes) f->add_ensemble(n);
-                EnsureSegmentBucket(client->store(), client->layout(), SegmentId(sid),
-                                    [meta, cb](Status st) {
-                                      if (!st.ok()) return cb(st);
-                                      cb(meta);
-                                    });
+                EnsureSegmentBucket(client->store(), client->layout(), SegmentId(sid), [meta, cb](Status st) {
+                  if (!st.ok()) return cb(st);
+                  cb(meta);
+                });
               });
   });
 }

@@ -131,8 +131,8 @@ inline ReadOut ReadN(LogReader* r, size_t n, std::chrono::milliseconds timeout, 
       break;
     }
     if (res->empty() || res->size() > want) {
-      out.error = Status::Error(LogErrc::kInvalidArgument,
-                                "ReadNextSync returned " + std::to_string(res->size()) + " records");
+      out.error =
+          Status::Error(LogErrc::kInvalidArgument, "ReadNextSync returned " + std::to_string(res->size()) + " records");
       break;
     }
     for (auto& lr : *res) out.recs.push_back(Rec{lr.dlsn, lr.seq, lr.txid, lr.payload.ToString()});

@@ -336,8 +336,8 @@ TEST_P(LogTest, DeleteLockedLogAndRecreate) {
   auto r = Reader(ns, "x");
   ASSERT_NE(r, nullptr);
   auto nothing = r->ReadNextSync(10, Scaled(300ms).count());
-  EXPECT_TRUE(nothing.status().Is(LogErrc::kTimeout)) << (nothing.ok() ? "read " + nothing->front().payload.ToString()
-                                                                         : nothing.status().ToString());
+  EXPECT_TRUE(nothing.status().Is(LogErrc::kTimeout))
+      << (nothing.ok() ? "read " + nothing->front().payload.ToString() : nothing.status().ToString());
   auto w2 = Writer(ns, "x");
   ASSERT_NE(w2, nullptr);
   EXPECT_EQ(w2->next_seq(), 0);
@@ -363,7 +363,7 @@ TEST_P(LogTest, WriteSyncReadBack) {
   EXPECT_TRUE(w->health().ok()) << w->health().ToString();
   const size_t n = 200;
   std::vector<std::string> payloads = Payloads("sync", n);
-  payloads[7] = "";                         // an empty record
+  payloads[7] = "";                        // an empty record
   payloads[8] = std::string(100000, 'B');  // a big one
   std::vector<WriteResult> res;
   for (size_t i = 0; i < n; ++i) {
@@ -479,8 +479,8 @@ TEST_P(LogTest, StartPositions) {
   auto latest = Reader(ns, "log", StartPosition::Latest());
   ASSERT_NE(latest, nullptr);
   auto none = latest->ReadNextSync(10, Scaled(300ms).count());
-  EXPECT_TRUE(none.status().Is(LogErrc::kTimeout)) << (none.ok() ? "got " + none->front().payload.ToString()
-                                                                   : none.status().ToString());
+  EXPECT_TRUE(none.status().Is(LogErrc::kTimeout))
+      << (none.ok() ? "got " + none->front().payload.ToString() : none.status().ToString());
   auto nw = w->WriteSync(Slice::CopyOf("new"), 1000);
   ASSERT_TRUE(nw.ok()) << nw.status().ToString();
   ReadOut got = ReadN(latest.get(), 1, 5000ms);
@@ -733,7 +733,7 @@ TEST_P(LogTest, TxidOutOfOrderAndRecordLimits) {
   EXPECT_EQ(w->last_txid(), 10);
   EXPECT_TRUE(w->health().ok()) << "a refused write must not break the writer: " << w->health().ToString();
   ASSERT_TRUE(w->WriteSync(Slice::CopyOf("c"), 10).ok());  // equal is fine
-  auto d = w->WriteSync(Slice::CopyOf("d"));             // no txid: the floor
+  auto d = w->WriteSync(Slice::CopyOf("d"));               // no txid: the floor
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   // Async: the out-of-order write fails alone, its neighbours go through.
   std::vector<std::string> ps = {"e", "f-bad", "g"};
@@ -811,8 +811,7 @@ TEST_P(LogTest, TruncateThenRead) {
     auto r = ns->OpenReaderSync("log", p);
     if (!r.ok()) return r.status();
     auto rr = (*r)->ReadNextSync(10, Scaled(5000ms).count());
-    return rr.ok() ? Status::Error(LogErrc::kInvalidArgument, "read " + rr->front().payload.ToString())
-                   : rr.status();
+    return rr.ok() ? Status::Error(LogErrc::kInvalidArgument, "read " + rr->front().payload.ToString()) : rr.status();
   };
   Status t1 = truncated_read(StartPosition::At(res[3].dlsn));
   EXPECT_TRUE(t1.Is(LogErrc::kTruncated)) << t1.ToString();
@@ -943,8 +942,8 @@ TEST_P(LogTest, RetentionBytesAndAge) {
     ASSERT_TRUE(after.ok());
     size_t live = 0;
     for (auto& seg : after->segments) live += seg.truncated_at_ms == 0 ? 1 : 0;
-    std::fprintf(stderr, "retention_bytes: %zu segments before, %zu listed after (%zu live)\n",
-                 before->segments.size(), after->segments.size(), live);
+    std::fprintf(stderr, "retention_bytes: %zu segments before, %zu listed after (%zu live)\n", before->segments.size(),
+                 after->segments.size(), live);
     EXPECT_GE(live, 1u);  // the newest segment stays
     EXPECT_LE(live, 4u);  // ~1000 bytes of 400-byte segments, give or take one
     EXPECT_LE(after->segments.size(), 4u) << "grace 0: truncated segments should be deleted by the sweep";
@@ -1393,8 +1392,7 @@ TEST_P(LogTest, ConcurrentWritersSerialize) {
   for (int k = 0; k < 2; ++k) {
     ts.emplace_back([&, k] {
       for (int round = 0; round < 3; ++round) {
-        auto w = others[k]->OpenWriterSync(
-            "log", {.owner_id = tags[k], .lock_timeout_ms = Scaled(20000ms).count()});
+        auto w = others[k]->OpenWriterSync("log", {.owner_id = tags[k], .lock_timeout_ms = Scaled(20000ms).count()});
         if (!w.ok()) {
           errs[k] = w.status();
           return;

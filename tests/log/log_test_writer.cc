@@ -58,11 +58,17 @@ void Line(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> flags = {
-      {"metadata", ""},         {"cluster", "seg"},   {"namespace", ""}, {"log", ""},
-      {"tag", "W"},             {"session-timeout-ms", "2000"},          {"lock-timeout-ms", "30000"},
-      {"window", "16"},         {"count", "0"},       {"interval-us", "1000"},
-      {"node-timeout-ms", "2000"}};
+  std::map<std::string, std::string> flags = {{"metadata", ""},
+                                              {"cluster", "seg"},
+                                              {"namespace", ""},
+                                              {"log", ""},
+                                              {"tag", "W"},
+                                              {"session-timeout-ms", "2000"},
+                                              {"lock-timeout-ms", "30000"},
+                                              {"window", "16"},
+                                              {"count", "0"},
+                                              {"interval-us", "1000"},
+                                              {"node-timeout-ms", "2000"}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--", 0) != 0 || i + 1 >= argc) Die("bad argument " + a);

@@ -22,11 +22,11 @@ namespace {
 TEST(DlsnTest, FormatAndParseRoundTrip) {
   EXPECT_EQ((Dlsn{3, 1742, 0}).ToString(), "3/1742/0");
   EXPECT_EQ(Dlsn::Initial().ToString(), "0/0/0");
-  const Dlsn cases[] = {{0, 0, 0},
-                        {1, 0, 7},
-                        {12, 345678, 9},
-                        {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max(),
-                         std::numeric_limits<int32_t>::max()}};
+  const Dlsn cases[] = {
+      {0, 0, 0},
+      {1, 0, 7},
+      {12, 345678, 9},
+      {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max(), std::numeric_limits<int32_t>::max()}};
   for (const Dlsn& d : cases) {
     auto p = Dlsn::Parse(d.ToString());
     ASSERT_TRUE(p.ok()) << d.ToString() << ": " << p.status().ToString();
@@ -35,10 +35,28 @@ TEST(DlsnTest, FormatAndParseRoundTrip) {
 }
 
 TEST(DlsnTest, ParseRejectsMalformedText) {
-  const char* bad[] = {"",        "1",         "1/2",          "1/2/3/4",   "a/b/c",          "-1/0/0",
-                       "0/-1/0",  "0/0/-1",    "1//0",         "/1/2",      "1/2/",           " 1/2/3",
-                       "1/2/3 ",  "1 /2/3",    "+1/2/3",       "0x1/2/3",   "1/2/2147483648", "1.5/2/3",
-                       "1/2/3\n", "1\0/2/3",   "99999999999999999999/0/0", "1/99999999999999999999/0"};
+  const char* bad[] = {"",
+                       "1",
+                       "1/2",
+                       "1/2/3/4",
+                       "a/b/c",
+                       "-1/0/0",
+                       "0/-1/0",
+                       "0/0/-1",
+                       "1//0",
+                       "/1/2",
+                       "1/2/",
+                       " 1/2/3",
+                       "1/2/3 ",
+                       "1 /2/3",
+                       "+1/2/3",
+                       "0x1/2/3",
+                       "1/2/2147483648",
+                       "1.5/2/3",
+                       "1/2/3\n",
+                       "1\0/2/3",
+                       "99999999999999999999/0/0",
+                       "1/99999999999999999999/0"};
   for (const char* b : bad) {
     auto p = Dlsn::Parse(b);
     EXPECT_FALSE(p.ok()) << "'" << b << "' parsed as " << (p.ok() ? p->ToString() : "");
@@ -50,7 +68,7 @@ TEST(DlsnTest, ParseRejectsMalformedText) {
 }
 
 TEST(DlsnTest, OrderIsSegmentThenEntryThenSlot) {
-  const Dlsn ordered[] = {Dlsn::Initial(), {0, 0, 1}, {0, 1, 0}, {1, 0, 0}, {1, 0, 1}, {1, 0, 2},
+  const Dlsn ordered[] = {Dlsn::Initial(), {0, 0, 1}, {0, 1, 0}, {1, 0, 0},       {1, 0, 1}, {1, 0, 2},
                           {1, 1, 0},       {1, 9, 9}, {2, 0, 0}, {2, 1000000, 0}, {10, 0, 0}};
   for (size_t i = 0; i < std::size(ordered); ++i) {
     for (size_t j = 0; j < std::size(ordered); ++j) {
@@ -345,11 +363,20 @@ TEST(EntryCodecTest, GarbageNeverCrashes) {
 // ---------------------------------------------------------------- names and settings
 
 TEST(LogNameTest, Validation) {
-  const std::string ok[] = {"a", "events", "tenant/ns/topic", "A-Z_a.z-0", std::string(255, 'n'), "x.y", "lock2",
-                            "~!@#$%^&*()"};
+  const std::string ok[] = {"a",   "events", "tenant/ns/topic", "A-Z_a.z-0", std::string(255, 'n'),
+                            "x.y", "lock2",  "~!@#$%^&*()"};
   for (const auto& n : ok) EXPECT_TRUE(ValidateLogName(n).ok()) << n << ": " << ValidateLogName(n).ToString();
-  const std::string bad[] = {"",      std::string(256, 'n'), ".hidden", ".",          "..",           "lock",
-                             "a\nb",  "tab\there",           "\x7f",    "caf\xc3\xa9", std::string("a\0b", 3)};
+  const std::string bad[] = {"",
+                             std::string(256, 'n'),
+                             ".hidden",
+                             ".",
+                             "..",
+                             "lock",
+                             "a\nb",
+                             "tab\there",
+                             "\x7f",
+                             "caf\xc3\xa9",
+                             std::string("a\0b", 3)};
   for (const auto& n : bad) {
     Status st = ValidateLogName(n);
     EXPECT_TRUE(st.Is(LogErrc::kInvalidArgument)) << "'" << n << "': " << st.ToString();
