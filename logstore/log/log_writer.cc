@@ -463,7 +463,6 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
     const int64_t since = MonoNanos() - store_->LastContactNanos();
     if (since > lease_ns_) {
       if (!lease_timer_.active()) {
-        ++lease_stalls_;
         std::weak_ptr<Impl> w = weak_from_this();
         lease_timer_.Start(10, [w] {
           if (auto self = w.lock()) self->Pump();
@@ -1016,7 +1015,6 @@ class LogWriter::Impl : public std::enable_shared_from_this<LogWriter::Impl> {
   bool in_pump_ = false;
   bool repump_ = false;
   std::deque<InflightEntry> inflight_;
-  int64_t lease_stalls_ = 0;
   segment::Timer lock_timer_;
   segment::Timer lease_timer_;
   segment::Timer sweep_timer_;
