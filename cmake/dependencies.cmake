@@ -35,3 +35,7 @@ else()
   set(DLOG_HAVE_LIBNATS OFF)
   message(STATUS "libnats not found (apt-get install libnats-dev): benchmarks/jetstream_bench is not built")
 endif()
+
+# Compression of message batches (protocol/message_batch.cc).
+pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
