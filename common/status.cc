@@ -22,6 +22,8 @@ const char* DomainName(ErrorDomain d) {
       return "log";
     case ErrorDomain::kBroker:
       return "broker";
+    case ErrorDomain::kClient:
+      return "client";
   }
   return "unknown";
 }

@@ -36,6 +36,7 @@ enum class ErrorDomain : uint8_t {
   kSegment = 6,
   kLog = 7,
   kBroker = 8,
+  kClient = 9,
 };
 
 const char* DomainName(ErrorDomain d);

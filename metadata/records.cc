@@ -20,6 +20,8 @@ const char* RecordTypeName(proto::MetadataRecordType type) {
       return "NodeCookie";
     case proto::NAMESPACE_METADATA:
       return "NamespaceMetadata";
+    case proto::TOPIC_METADATA:
+      return "TopicMetadata";
     default:
       return "unknown record type";
   }

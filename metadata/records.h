@@ -38,6 +38,7 @@ DLOG_METADATA_RECORD(proto::OwnerRecord, OWNER_RECORD);
 DLOG_METADATA_RECORD(proto::IdCounter, ID_COUNTER);
 DLOG_METADATA_RECORD(proto::NodeCookie, NODE_COOKIE);
 DLOG_METADATA_RECORD(proto::NamespaceMetadata, NAMESPACE_METADATA);
+DLOG_METADATA_RECORD(proto::TopicMetadata, TOPIC_METADATA);
 #undef DLOG_METADATA_RECORD
 
 const char* RecordTypeName(proto::MetadataRecordType type);

@@ -102,8 +102,8 @@ Status Compress(proto::CompressionType type, std::string_view in, std::string* o
     case proto::COMPRESSION_LZ4: {
       if (in.size() > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) return Bad("too large to compress with lz4");
       out->resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(in.size()))));
-      const int n = LZ4_compress_default(in.data(), out->data(), static_cast<int>(in.size()),
-                                         static_cast<int>(out->size()));
+      const int n =
+          LZ4_compress_default(in.data(), out->data(), static_cast<int>(in.size()), static_cast<int>(out->size()));
       if (n <= 0) return Status::Error(CommonErrc::kInternal, "lz4 compression failed");
       out->resize(static_cast<size_t>(n));
       return Status::OK();
@@ -128,8 +128,8 @@ Status Decompress(proto::CompressionType type, std::string_view in, uint32_t unc
       return Status::OK();
     case proto::COMPRESSION_LZ4: {
       out->resize(uncompressed_size);
-      const int n = LZ4_decompress_safe(in.data(), out->data(), static_cast<int>(in.size()),
-                                        static_cast<int>(uncompressed_size));
+      const int n =
+          LZ4_decompress_safe(in.data(), out->data(), static_cast<int>(in.size()), static_cast<int>(uncompressed_size));
       if (n < 0 || static_cast<uint32_t>(n) != uncompressed_size) return Bad("lz4 body does not decompress");
       return Status::OK();
     }
