@@ -1,6 +1,8 @@
 // dlog: the command-line client.
 //
 //   dlog [--service HOST:PORT | --metadata zk://HOST:PORT/dlog] [--namespace NS] log COMMAND ...
+//   dlog produce|consume|topics|subscriptions ... [--service-url dlog://HOST:PORT]   (broker_commands.cc)
+//   dlog perf produce|consume|pubsub TOPIC ... [--service-url dlog://HOST:PORT]      (perf.cc)
 //
 // Every user error is one line on stderr and exit code 1; usage errors exit 2.
 #include <poll.h>
@@ -20,6 +22,8 @@
 #include <vector>
 
 #include "client/cli/backend.h"
+#include "client/cli/broker_commands.h"
+#include "client/cli/perf.h"
 #include "client/log_wire.h"
 #include "common/logging.h"
 #include "logstore/log/entry.h"
@@ -334,6 +338,11 @@ int Run(int argc, char** argv) {
   trunc->add_option("LOG", log_name, "Log name")->required();
   trunc->add_option("DLSN", dlsn_text, "Records before this position may go (SEG/ENTRY/SLOT)")->required();
 
+  BrokerArgs broker_args;
+  AddBrokerCommands(&app, &broker_args);
+  PerfArgs perf_args;
+  AddPerfCommands(&app, &perf_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -342,6 +351,8 @@ int Run(int argc, char** argv) {
 
   // Libraries log to stderr; the CLI prints its own one-line errors.
   if (std::getenv("DLOG_LOG_LEVEL") == nullptr) SetLogLevel(LogLevel::kError);
+  if (BrokerCommandParsed(broker_args)) return RunBrokerCommand(broker_args);
+  if (PerfCommandParsed(perf_args)) return RunPerfCommand(perf_args);
 
   std::string what = "log";
   for (CLI::App* c : logs->get_subcommands()) what += " " + c->get_name();
