@@ -145,6 +145,83 @@ class LogServiceProbeCollector : public prometheus::Collectable {
   const LogServiceProbe* p_;
 };
 
+// Broker: process-wide gauges and counters, per-topic counters (label
+// topic) and per-subscription backlog (labels topic, subscription).
+class BrokerProbeCollector : public prometheus::Collectable {
+ public:
+  explicit BrokerProbeCollector(const broker::BrokerProbe* p) : p_(p) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using prometheus::MetricType;
+    auto v = [](const std::atomic<int64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(Scalar("dlog_broker_connections", "Open client connections", MetricType::Gauge, v(p_->connections)));
+    out.push_back(Scalar("dlog_broker_connections_total", "Client connections accepted", MetricType::Counter,
+                         v(p_->connections_total)));
+    out.push_back(Scalar("dlog_broker_producers", "Open producers", MetricType::Gauge, v(p_->producers)));
+    out.push_back(Scalar("dlog_broker_consumers", "Open consumers", MetricType::Gauge, v(p_->consumers)));
+    out.push_back(Scalar("dlog_broker_partitions_owned", "Partitions this broker owns", MetricType::Gauge,
+                         v(p_->partitions_owned)));
+    out.push_back(Scalar("dlog_broker_lookups_total", "Lookups answered", MetricType::Counter, v(p_->lookups_total)));
+    out.push_back(Scalar("dlog_broker_bad_requests_total", "Malformed requests and protocol violations",
+                         MetricType::Counter, v(p_->bad_requests_total)));
+    out.push_back(Scalar("dlog_broker_dedup_duplicates_total", "Sends recognised as retries of stored batches",
+                         MetricType::Counter, v(p_->dedup_duplicates_total)));
+    out.push_back(Hist("dlog_broker_publish_latency_seconds", "Send received to durable receipt",
+                       p_->publish_latency_us,
+                       {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}, 1e6));
+    struct Fam {
+      const char* name;
+      const char* help;
+      std::atomic<int64_t> broker::TopicCounters::*field;
+    };
+    const Fam fams[] = {
+        {"dlog_broker_topic_messages_in_total", "Messages stored", &broker::TopicCounters::msg_in},
+        {"dlog_broker_topic_bytes_in_total", "Batch bytes stored", &broker::TopicCounters::bytes_in},
+        {"dlog_broker_topic_messages_out_total", "Messages dispatched to consumers", &broker::TopicCounters::msg_out},
+        {"dlog_broker_topic_bytes_out_total", "Batch bytes dispatched", &broker::TopicCounters::bytes_out},
+        {"dlog_broker_topic_redeliveries_total", "Records queued for redelivery", &broker::TopicCounters::redeliveries},
+    };
+    auto topics = p_->Topics();
+    for (const Fam& fam : fams) {
+      prometheus::MetricFamily f;
+      f.name = fam.name;
+      f.help = fam.help;
+      f.type = MetricType::Counter;
+      for (const auto& [topic, c] : topics) {
+        prometheus::ClientMetric m;
+        m.label.push_back({"topic", topic});
+        m.counter.value = static_cast<double>(((*c).*(fam.field)).load(std::memory_order_relaxed));
+        f.metric.push_back(std::move(m));
+      }
+      out.push_back(std::move(f));
+    }
+    auto subs = p_->Subscriptions();
+    prometheus::MetricFamily backlog, age;
+    backlog.name = "dlog_broker_subscription_backlog_messages";
+    backlog.help = "Records not acked by the subscription (per partition)";
+    backlog.type = MetricType::Gauge;
+    age.name = "dlog_broker_subscription_backlog_age_seconds";
+    age.help = "Age of the oldest unacked message";
+    age.type = MetricType::Gauge;
+    for (const auto& [key, g] : subs) {
+      prometheus::ClientMetric m;
+      m.label.push_back({"partition", key.first});
+      m.label.push_back({"subscription", key.second});
+      m.gauge.value = static_cast<double>(g.backlog_messages);
+      backlog.metric.push_back(m);
+      m.gauge.value = g.backlog_age_seconds;
+      age.metric.push_back(std::move(m));
+    }
+    out.push_back(std::move(backlog));
+    out.push_back(std::move(age));
+    return out;
+  }
+
+ private:
+  const broker::BrokerProbe* p_;
+};
+
 }  // namespace
 
 MetricsServer::MetricsServer() : registry_(std::make_shared<prometheus::Registry>()) {}
@@ -172,6 +249,12 @@ void MetricsServer::AddNodeProbe(const node::NodeProbe* probe) {
 }  // namespace dlog::server
 
 namespace dlog::server {
+
+void MetricsServer::AddBrokerProbe(const broker::BrokerProbe* probe) {
+  auto c = std::make_shared<BrokerProbeCollector>(probe);
+  if (exposer_) exposer_->RegisterCollectable(c);
+  keep_.push_back(std::move(c));
+}
 
 void MetricsServer::AddLogServiceProbe(const LogServiceProbe* probe) {
   auto c = std::make_shared<LogServiceProbeCollector>(probe);

@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "common/status.h"
+#include "broker/broker_probe.h"
 #include "logstore/node/probe.h"
 #include "server/log_service_probe.h"
 
@@ -31,6 +32,8 @@ class MetricsServer {
   uint16_t port() const { return port_; }
   // Exports the node probe's values under dlog_node_*. The probe must outlive this server.
   void AddNodeProbe(const node::NodeProbe* probe);
+  // Exports the broker probe under dlog_broker_*. Same lifetime rule.
+  void AddBrokerProbe(const broker::BrokerProbe* probe);
   // Exports the log service probe under dlog_log_service_*. Same lifetime rule.
   void AddLogServiceProbe(const LogServiceProbe* probe);
 

@@ -18,6 +18,7 @@
 #include "metadata/layout.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "server/broker_main.h"
 #include "server/log_service.h"
 #include "server/metrics.h"
 #include "server/node_registration.h"
@@ -125,6 +126,9 @@ void AddStandaloneOptions(CLI::App* app, StandaloneFlags* f) {
   app->add_option("--data-dir", f->data_dir, "Data directory (metadata/ and logstore/ live here)")->required();
   app->add_option("--listen", f->listen, "Address of the log service (what `dlog --service` talks to)")
       ->capture_default_str();
+  app->add_option("--broker-listen", f->broker_listen,
+                  "Address of the broker (what clients and `dlog produce/consume` talk to; 'off': none)")
+      ->capture_default_str();
   app->add_option("--node-listen", f->node_listen,
                   "Address of the logstore node; it is also the node's id, so keep it across restarts")
       ->capture_default_str();
@@ -160,6 +164,16 @@ int RunStandalone(const StandaloneFlags& f) {
     auto m = ParseHostPort(f.metrics_listen);
     if (!m.ok()) return fail(m.status().WithContext("--metrics-listen"));
     metrics_listen = *m;
+  }
+  std::optional<HostPort> broker_listen;
+  if (!f.broker_listen.empty() && f.broker_listen != "off") {
+    auto b = ParseHostPort(f.broker_listen);
+    if (!b.ok()) return fail(b.status().WithContext("--broker-listen"));
+    if (b->port == 0) {
+      return fail(
+          Status::Error(CommonErrc::kInvalidArgument, "--broker-listen needs a fixed port (clients are sent to it)"));
+    }
+    broker_listen = *b;
   }
   auto sweep = ParseDurationMicros(f.sweep_interval);
   if (!sweep.ok()) return fail(sweep.status().WithContext("--sweep-interval"));
@@ -267,12 +281,39 @@ int RunStandalone(const StandaloneFlags& f) {
     return fail_lower(st.WithContext("log service listener " + listen->ToString()));
   }
 
+  // The broker (topics in namespaces it creates with E=Qw=Qa=1).
+  std::unique_ptr<BrokerServer> broker;
+  if (broker_listen) {
+    BrokerServerOptions bo;
+    bo.listen = *broker_listen;
+    bo.cursor_dir = (fs::path(f.data_dir) / "cursors").string();
+    bo.max_frame_bytes = node_opts->max_frame_bytes;
+    bo.broker.namespace_defaults.ensemble_size = 1;
+    bo.broker.namespace_defaults.write_quorum = 1;
+    bo.broker.namespace_defaults.ack_quorum = 1;
+    bo.broker.broker_id = OwnerId();
+    bo.broker.max_message_size =
+        std::min<uint32_t>(bo.broker.max_message_size, node_opts->max_frame_bytes - (64u << 10));
+    auto started_broker = BrokerServer::Start(client.get(), bo);
+    if (!started_broker.ok()) {
+      stop_service();
+      return fail_lower(started_broker.status());
+    }
+    broker = std::move(started_broker).value();
+  }
+  auto stop_broker = [&] {
+    if (broker) broker->Stop();
+    broker.reset();
+  };
+
   MetricsServer metrics;
   std::string metrics_addr = "off";
   if (metrics_listen) {
+    if (broker) metrics.AddBrokerProbe(broker->probe());
     metrics.AddNodeProbe(node->probe());
     metrics.AddLogServiceProbe(&service_probe);
     if (Status st = metrics.Start(*metrics_listen); !st.ok()) {
+      stop_broker();
       stop_service();
       return fail_lower(st);
     }
@@ -281,13 +322,15 @@ int RunStandalone(const StandaloneFlags& f) {
 
   Sweeper sweeper(client.get(), *sweep / 1000);
 
-  std::printf("dlogd standalone ready: listen=%s:%u node=%s metrics=%s data=%s\n", listen->host.c_str(), server.port(),
-              node->address().c_str(), metrics_addr.c_str(), f.data_dir.c_str());
+  const std::string broker_addr = broker ? broker->advertise() : std::string("off");
+  std::printf("dlogd standalone ready: listen=%s:%u broker=%s node=%s metrics=%s data=%s\n", listen->host.c_str(),
+              server.port(), broker_addr.c_str(), node->address().c_str(), metrics_addr.c_str(), f.data_dir.c_str());
   std::fflush(stdout);
 
   int sig = WaitForTerminationSignal(sigs);
   DLOG_INFO << "signal " << sig << ": shutting down";
   sweeper.Stop();
+  stop_broker();
   stop_service();
   Status close = stop_lower();
   if (!close.ok()) return fail(close.WithContext("closing the logstore node"));

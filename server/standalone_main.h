@@ -13,7 +13,8 @@ namespace dlog::server {
 
 struct StandaloneFlags {
   std::string data_dir;
-  std::string listen = "127.0.0.1:4180";
+  std::string listen = "127.0.0.1:4180";         // the log service
+  std::string broker_listen = "127.0.0.1:6650";  // the broker ("off": none)
   std::string node_listen = "127.0.0.1:4181";
   std::string metrics_listen = "127.0.0.1:9464";  // "off" (or empty): none
   std::string sweep_interval = "30s";

@@ -29,12 +29,17 @@ using namespace std::chrono_literals;
 class Standalone {
  public:
   explicit Standalone(std::string dir)
-      : dir_(std::move(dir)), port_(FreePort()), node_port_(FreePort()), metrics_port_(FreePort()) {}
+      : dir_(std::move(dir)),
+        port_(FreePort()),
+        node_port_(FreePort()),
+        metrics_port_(FreePort()),
+        broker_port_(FreePort()) {}
 
   bool Start(std::vector<std::string> extra, bool metrics) {
     ProcessOptions o;
     o.argv = {DlogdPath(), "standalone", "--data-dir",    dir_ + "/data",
-              "--listen",  service(),    "--node-listen", "127.0.0.1:" + std::to_string(node_port_)};
+              "--listen",  service(),    "--node-listen", "127.0.0.1:" + std::to_string(node_port_),
+              "--broker-listen", "127.0.0.1:" + std::to_string(broker_port_)};
     // Metrics only where a test looks at them: stopping the exposer takes a second.
     if (metrics)
       o.argv.push_back("--metrics-listen=127.0.0.1:" + std::to_string(metrics_port_));
@@ -64,7 +69,7 @@ class Standalone {
 
  private:
   std::string dir_;
-  uint16_t port_, node_port_, metrics_port_;
+  uint16_t port_, node_port_, metrics_port_, broker_port_;
   std::unique_ptr<Process> proc_;
 };
 
