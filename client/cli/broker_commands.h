@@ -10,7 +10,7 @@
 namespace dlog::cli {
 
 struct BrokerArgs {
-  std::string service_url = "dlog://127.0.0.1:4180";
+  std::string service_url = "dlog://127.0.0.1:6650";
   int64_t timeout_ms = 10000;
   std::string topic;
   std::string subscription;

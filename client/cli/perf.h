@@ -25,7 +25,7 @@
 namespace dlog::cli {
 
 struct PerfArgs {
-  std::string service_url = "dlog://127.0.0.1:4180";
+  std::string service_url = "dlog://127.0.0.1:6650";
   int64_t timeout_ms = 30000;
   std::string topic;
   int32_t partitions = 0;  // > 0: create the topic with this many partitions if missing

@@ -2,7 +2,7 @@
 // needed), subscribes, publishes ten messages (a few with a key), receives
 // them back and acknowledges each.
 //
-//   dlog_example_produce_consume [dlog://127.0.0.1:4180] [tenant/ns/topic]
+//   dlog_example_produce_consume [dlog://127.0.0.1:6650] [tenant/ns/topic]
 #include <cstdio>
 #include <string>
 

@@ -4,7 +4,7 @@
 // consumer of the client), and the producers, consumers and readers made
 // from it.
 //
-//   auto client = dlog::client::Client::Create({.service_url = "dlog://127.0.0.1:4180"});
+//   auto client = dlog::client::Client::Create({.service_url = "dlog://127.0.0.1:6650"});
 //   auto producer = (*client)->CreateProducer("public/default/orders");
 //   producer->Send(dlog::client::Message::Create("hello"));
 //

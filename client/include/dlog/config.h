@@ -16,7 +16,7 @@ class Message;
 struct ClientConfig {
   // dlog://HOST:PORT[,HOST:PORT...]: brokers to ask for lookups and admin
   // calls (any of them answers). Hosts are IPv4 literals or "localhost".
-  std::string service_url = "dlog://127.0.0.1:4180";
+  std::string service_url = "dlog://127.0.0.1:6650";
   // Bound of every operation that is not a send: connect + lookup +
   // registration of a producer or consumer (with its retries), admin calls,
   // seeks, closes.
