@@ -72,8 +72,7 @@ class AdminThread {
 
 class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this<Broker::Impl> {
  public:
-  Impl(net::EventLoop* l, log::LogClient* lc, CursorDb* db, BrokerOptions o, BrokerProbe* p)
-      : admin_(o.admin_queue), tick_timer_(l) {
+  Impl(net::EventLoop* l, log::LogClient* lc, CursorDb* db, BrokerOptions o, BrokerProbe* p) : admin_(o.admin_queue) {
     loop = l;
     logs = lc;
     cursor_db = db;
@@ -118,6 +117,7 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
           if (auto self = w.lock()) self->OnSessionExpired();
         });
       });
+      tick_timer_ = std::make_unique<segment::Timer>(loop);
       ScheduleTick();
     });
   }
@@ -128,7 +128,7 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
     admin_.Stop();
     loop->RunSync([this] {
       stopping_ = true;
-      tick_timer_.Stop();
+      tick_timer_.reset();
       std::vector<std::shared_ptr<Partition>> all;
       for (auto& [n, p] : partitions_) all.push_back(p);
       for (auto& p : all) p->Unload(Status::Error(CommonErrc::kUnavailable, "the broker is stopping"));
@@ -948,7 +948,8 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
 
   void ScheduleTick() {
     std::weak_ptr<Impl> w = weak_from_this();
-    tick_timer_.Start(kTickMs, [w] {
+    if (!tick_timer_) return;
+    tick_timer_->Start(kTickMs, [w] {
       auto self = w.lock();
       if (!self || self->stopping_) return;
       std::vector<std::shared_ptr<Partition>> all;
@@ -966,7 +967,7 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
   }
 
   AdminThread admin_;
-  segment::Timer tick_timer_;
+  std::unique_ptr<segment::Timer> tick_timer_;  // loop thread; made in Start, dropped in Stop
   proto::BaseCommand cmd_;
   proto::BaseCommand out_;
   std::unordered_map<uint64_t, std::unique_ptr<ConnState>> conns_;

@@ -305,7 +305,22 @@ void Subscription::DispatchWork() {
   std::vector<uint32_t> held_hashes;
   std::vector<uint64_t> bits;
   const int64_t md = mark_delete();
+  const bool ordered = type_ == proto::SUB_EXCLUSIVE || type_ == proto::SUB_FAILOVER;
+  if (type_ == proto::SUB_KEY_SHARED) {
+    // Records queued for redelivery while this work was being prepared (a
+    // consumer left) hold their keys: nothing newer of those keys goes first.
+    std::vector<int64_t> in_work;
+    for (const Work& w : work_) {
+      if (w.from_replay) in_work.push_back(w.seq);
+    }
+    for (const auto& [seq, r] : replay_) {
+      if (!std::binary_search(in_work.begin(), in_work.end(), seq)) held_hashes.push_back(r.rec.key_hash);
+    }
+  }
   for (Work& w : work_) {
+    // Ordered types: a record queued for redelivery meanwhile (a consumer
+    // left while this work was prepared) goes before anything newer.
+    if (ordered && !stop && !replay_.empty() && replay_.begin()->first < w.seq) stop = true;
     RecordInfo* rec = &w.rec;
     int32_t count = 0;
     if (w.from_replay) {

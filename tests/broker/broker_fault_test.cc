@@ -44,6 +44,18 @@ class BrokerFaultTest : public BrokerCluster {
 
   static int IndexOf(std::string_view p) { return std::stoi(std::string(p.substr(p.rfind('-') + 1))); }
 
+  static std::vector<std::string> SplitLines(const std::string& text) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t nl = text.find('\n', at);
+      if (nl == std::string::npos) nl = text.size();
+      out.push_back(text.substr(at, nl - at));
+      at = nl + 1;
+    }
+    return out;
+  }
+
   // Every message of `topic` from the start, by payload (a non-durable reader).
   std::map<std::string, int> ReadAll(client::Client* c, const std::string& topic) {
     std::map<std::string, int> out;
@@ -326,6 +338,70 @@ TEST_F(BrokerFaultTest, CursorSurvivesKill9WithHundredThousandAckHoles) {
   }
   EXPECT_EQ(redelivered.size(), unacked.size());
   EXPECT_EQ(redelivered, unacked);
+}
+
+TEST_F(BrokerFaultTest, KilledActiveFailoverConsumerIsReplacedByStandbyAfterItsLastAck) {
+  auto c = NewClient();
+  const std::string topic = "acme/fo/kill";
+  ASSERT_TRUE(c->CreateTopic(topic, 1).ok());
+  ProducerConfig pc;
+  pc.batching_enabled = false;
+  {
+    auto p = c->CreateProducer(topic, pc);
+    ASSERT_TRUE(p.ok());
+    for (int i = 0; i < 3000; ++i) p->SendAsync(Message::Create("k-" + std::to_string(i)), [](Result<MessageId>) {});
+    ASSERT_TRUE(p->Flush().ok());
+  }
+  // The active consumer: a child process (it subscribes first, so partition 0 is its).
+  TempDir dir;
+  ProcessOptions o;
+  o.argv = {BROKER_TEST_CONSUMER, ServiceUrl(), topic, "fo-sub", "child"};
+  o.stdout_path = dir.path() + "/child.out";
+  o.stderr_path = dir.path() + "/child.err";
+  WriteFile(o.stdout_path, "");
+  Process child(o);
+  ASSERT_TRUE(child.Start());
+  ASSERT_TRUE(child.WaitForOutput("subscribed", Scaled(30s)).has_value()) << child.Stderr();
+  // The standby, here.
+  std::atomic<int> active_changes{0};
+  ConsumerConfig cc;
+  cc.subscription_type = SubscriptionType::kFailover;
+  cc.consumer_name = "standby";
+  cc.active_consumer_listener = [&](int32_t, bool active) {
+    if (active) active_changes++;
+  };
+  auto standby = c->Subscribe(topic, "fo-sub", cc);
+  ASSERT_TRUE(standby.ok());
+  ASSERT_TRUE(child.WaitForOutput("acked k-200", Scaled(30s)).has_value()) << child.Stderr();
+  EXPECT_FALSE(standby->Receive(200).ok()) << "the standby received while the child was active";
+  child.Kill9AndWait();
+  const auto killed_at = std::chrono::steady_clock::now();
+  // The last ack the child saw persisted.
+  int last_acked = -1;
+  for (const std::string& line : SplitLines(ReadFile(o.stdout_path))) {
+    if (line.rfind("acked k-", 0) == 0) last_acked = std::max(last_acked, std::stoi(line.substr(8)));
+  }
+  ASSERT_GE(last_acked, 200);
+  auto first = standby->Receive(Scaled(10s).count());
+  ASSERT_TRUE(first.ok()) << "the standby got nothing after the active consumer died";
+  const auto took = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_LT(took, Scaled(5s)) << "the standby took over after "
+                              << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  // It starts right after the last persisted ack (the child acks one at a
+  // time, so at most one more ack may have been persisted unseen).
+  const int start = IndexOf(first->payload());
+  EXPECT_GE(start, last_acked + 1);
+  EXPECT_LE(start, last_acked + 2);
+  EXPECT_GE(active_changes.load(), 1);
+  int prev = start;
+  ASSERT_TRUE(standby->Acknowledge(*first).ok());
+  for (int i = start + 1; i < 3000; ++i) {
+    auto m = standby->Receive(Scaled(10s).count());
+    ASSERT_TRUE(m.ok()) << "after " << prev;
+    EXPECT_EQ(IndexOf(m->payload()), prev + 1);
+    prev = IndexOf(m->payload());
+    ASSERT_TRUE(standby->Acknowledge(*m).ok());
+  }
 }
 
 }  // namespace

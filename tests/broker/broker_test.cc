@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
 #include "tests/broker/broker_fixture.h"
+#include "tests/broker/raw_client.h"
 
 namespace dlog::test {
 namespace {
@@ -319,6 +321,155 @@ TEST_F(BrokerTest, TopicAdmin) {
   list = c->ListTopics("acme/admin");
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(*list, (std::vector<std::string>{"acme/admin/t1"}));
+}
+
+// Garbage, broken frames and protocol misuse on a broker's port: errors or a
+// closed connection, never a crash; other clients carry on.
+TEST_F(BrokerTest, BadInputHarmsNothing) {
+  auto c = NewClient();
+  const std::string topic = "acme/bad/input";
+  ASSERT_TRUE(c->CreateTopic(topic, 1).ok());
+  ConsumerConfig cc;
+  cc.initial_position = client::InitialPosition::kEarliest;
+  auto consumer = c->Subscribe(topic, "ok", cc);
+  ASSERT_TRUE(consumer.ok());
+  auto producer = c->CreateProducer(topic);
+  ASSERT_TRUE(producer.ok());
+  ASSERT_TRUE(producer->Send(Message::Create("before-0")).ok());
+  // The partition's owner, where the producer lives.
+  auto stats = c->GetTopicStats(topic);
+  ASSERT_TRUE(stats.ok());
+  BrokerProcess* owner = BrokerAt(stats->partition_stats.at(0).owner);
+  ASSERT_NE(owner, nullptr);
+  const uint16_t port = owner->port();
+
+  auto expect_closed = [&](const std::string& bytes, const std::string& what) {
+    RawBrokerClient r(port);
+    ASSERT_TRUE(r.ok());
+    r.SendBytes(bytes);
+    bool closed = false;
+    for (int i = 0; i < 5 && !closed; ++i) r.Next(2000, &closed);
+    EXPECT_TRUE(closed) << what << ": the connection stayed open";
+  };
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20; ++i) {
+    std::string junk(1 + rng() % 3000, '\0');
+    for (char& ch : junk) ch = static_cast<char>(rng());
+    RawBrokerClient r(port);
+    r.SendBytes(junk);
+    r.Next(300);
+  }
+  expect_closed(std::string("\x7f\xff\xff\xff", 4) + std::string(64, 'x'), "oversized length");
+  expect_closed("GET /admin/v2/clusters HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP");
+  expect_closed(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(200, '\x11'), "TLS");
+  {
+    proto::BaseCommand cmd;
+    cmd.mutable_connect()->set_protocol_version(1);
+    ByteBuffer b;
+    protocol::AppendFrame(&b, cmd.SerializeAsString(), "");
+    std::string frame(reinterpret_cast<const char*>(b.data()), b.size());
+    std::string bad_crc = frame;
+    bad_crc[5] ^= 0x40;
+    expect_closed(bad_crc, "bad CRC");
+    std::string not_a_command = frame;
+    // A valid frame whose header is not a BaseCommand.
+    ByteBuffer b2;
+    protocol::AppendFrame(&b2, std::string("\xff\xff\xff\xff", 4), "");
+    expect_closed(std::string(reinterpret_cast<const char*>(b2.data()), b2.size()), "header not a BaseCommand");
+    // Truncated: half a frame, then the client goes away.
+    RawBrokerClient t(port);
+    t.SendBytes(frame.substr(0, frame.size() / 2));
+  }
+  {  // Anything before Connect.
+    RawBrokerClient r(port);
+    proto::BaseCommand cmd;
+    cmd.mutable_lookup()->set_request_id(1);
+    cmd.mutable_lookup()->set_topic(topic);
+    r.Send(cmd);
+    bool closed = false;
+    auto reply = r.Next(5000, &closed);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_TRUE(reply->has_error());
+    r.Next(3000, &closed);
+    EXPECT_TRUE(closed);
+  }
+  {  // Misuse after Connect: errors, the connection stays usable.
+    RawBrokerClient r(port);
+    ASSERT_TRUE(r.Connect());
+    // Send before Producer.
+    ASSERT_TRUE(r.SendMessage(77, "nobody", 0, "x"));
+    auto e = r.Next(5000);
+    ASSERT_TRUE(e && e->has_send_error()) << (e ? e->DebugString() : "none");
+    EXPECT_EQ(e->send_error().error(), proto::SERVER_UNKNOWN_PRODUCER);
+    // Ack for an unknown consumer.
+    proto::BaseCommand ack;
+    ack.mutable_ack()->set_consumer_id(5);
+    ack.mutable_ack()->set_request_id(9);
+    ack.mutable_ack()->add_message_ids()->set_record_seq(0);
+    r.Send(ack);
+    e = r.Next(5000);
+    ASSERT_TRUE(e && e->has_ack_response());
+    EXPECT_EQ(e->ack_response().error(), proto::SERVER_UNKNOWN_CONSUMER);
+    // A consumer, then an ack of a message that does not exist and a permits overflow.
+    proto::BaseCommand sub;
+    sub.mutable_subscribe()->set_request_id(10);
+    sub.mutable_subscribe()->set_consumer_id(1);
+    sub.mutable_subscribe()->set_topic(topic);
+    sub.mutable_subscribe()->set_subscription("raw");
+    sub.mutable_subscribe()->set_durable(true);
+    r.Send(sub);
+    e = r.NextOf(proto::BaseCommand::kSuccess, 10000);
+    ASSERT_TRUE(e.has_value());
+    ack.mutable_ack()->set_consumer_id(1);
+    ack.mutable_ack()->set_request_id(11);
+    ack.mutable_ack()->mutable_message_ids(0)->set_record_seq(1000000);
+    ack.mutable_ack()->mutable_message_ids(0)->set_batch_size(1);
+    r.Send(ack);
+    e = r.NextOf(proto::BaseCommand::kAckResponse, 5000);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->ack_response().error(), proto::SERVER_BAD_REQUEST) << e->DebugString();
+    proto::BaseCommand flow;
+    flow.mutable_flow()->set_consumer_id(1);
+    flow.mutable_flow()->set_message_permits(0xffffffffu);
+    r.Send(flow);
+    e = r.NextOf(proto::BaseCommand::kError, 5000);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->error().error(), proto::SERVER_BAD_REQUEST);
+    // A producer whose batch is garbage, or claims another producer's name.
+    auto ps = r.Producer(12, 3, topic, 0, "raw-producer");
+    ASSERT_TRUE(ps && ps->has_producer_success()) << (ps ? ps->DebugString() : "none");
+    proto::BaseCommand send;
+    send.mutable_send()->set_producer_id(3);
+    send.mutable_send()->set_sequence_id(0);
+    send.mutable_send()->set_highest_sequence_id(0);
+    send.mutable_send()->set_num_messages(1);
+    r.Send(send, "not a batch at all");
+    e = r.NextOf(proto::BaseCommand::kSendError, 5000);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->send_error().error(), proto::SERVER_BAD_REQUEST);
+    r.Send(send, RawBrokerClient::Batch("someone-else", 0, "x"));
+    e = r.NextOf(proto::BaseCommand::kSendError, 5000);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->send_error().error(), proto::SERVER_BAD_REQUEST);
+    // Bad topic names.
+    auto bad = r.Producer(13, 4, "../../etc/passwd", 0, "p");
+    ASSERT_TRUE(bad && bad->has_error());
+    EXPECT_EQ(bad->error().error(), proto::SERVER_INVALID_TOPIC_NAME);
+    // The connection still works.
+    ASSERT_TRUE(r.SendMessage(3, "raw-producer", 0, "raw-ok"));
+    e = r.NextOf(proto::BaseCommand::kSendReceipt, 10000);
+    ASSERT_TRUE(e.has_value());
+  }
+  // Nothing harmed the brokers or the well-behaved clients.
+  for (auto& b : brokers_) EXPECT_TRUE(b->Running()) << b->Stderr();
+  ASSERT_TRUE(producer->Send(Message::Create("after-1")).ok());
+  std::set<std::string> got;
+  for (int i = 0; i < 3; ++i) {
+    auto m = consumer->Receive(10000);
+    ASSERT_TRUE(m.ok());
+    got.insert(std::string(m->payload()));
+  }
+  EXPECT_EQ(got, (std::set<std::string>{"before-0", "raw-ok", "after-1"}));
 }
 
 }  // namespace
