@@ -259,6 +259,53 @@ TEST_F(BrokerTest, KeySharedKeepsEachKeyOnOneConsumerInOrder) {
   EXPECT_LT(on_a, keys);
 }
 
+// Draining hashes (PIP-379): a consumer joining a Key_Shared subscription
+// gets no message of a key while messages of that key are still unacked at
+// the consumer that had it; afterwards each key continues in order.
+TEST_F(BrokerTest, KeySharedHoldsMovedKeysUntilTheirMessagesAreAcked) {
+  auto c = NewClient();
+  ASSERT_TRUE(c->CreateTopic("acme/orders/drain", 1).ok());
+  ConsumerConfig cc;
+  cc.subscription_type = SubscriptionType::kKeyShared;
+  cc.initial_position = client::InitialPosition::kEarliest;
+  auto a = c->Subscribe("acme/orders/drain", "d", cc);
+  ASSERT_TRUE(a.ok());
+  ProducerConfig pc;
+  pc.batching_enabled = false;
+  Produce(c.get(), "acme/orders/drain", 200, "first", 20, pc);
+  std::vector<Message> held = Drain(*a, 200);
+  ASSERT_EQ(held.size(), 200u);  // all unacked at a
+  auto b = c->Subscribe("acme/orders/drain", "d", cc);
+  ASSERT_TRUE(b.ok());
+  Produce(c.get(), "acme/orders/drain", 200, "second", 20, pc);
+  // Every key has unacked messages at a: b gets nothing yet.
+  EXPECT_FALSE(b->Receive(1500).ok()) << "a moved key was delivered while its messages were unacked elsewhere";
+  for (const Message& m : held) ASSERT_TRUE(a->Acknowledge(m).ok());
+  // Now both get the second round, each key in order and on one consumer.
+  std::map<std::string, int> owner, last;
+  int got = 0;
+  for (int round = 0; round < 2000 && got < 200; ++round) {
+    for (int who = 0; who < 2; ++who) {
+      auto& cons = who == 0 ? *a : *b;
+      auto m = cons.Receive(20);
+      if (!m.ok()) continue;
+      ++got;
+      EXPECT_EQ(m->payload().substr(0, 6), "second");
+      const std::string key = m->key();
+      auto o = owner.emplace(key, who).first;
+      EXPECT_EQ(o->second, who) << key;
+      auto l = last.find(key);
+      if (l != last.end()) EXPECT_LT(l->second, IndexOf(*m)) << key;
+      last[key] = IndexOf(*m);
+      ASSERT_TRUE(cons.Acknowledge(*m).ok());
+    }
+  }
+  EXPECT_EQ(got, 200);
+  int on_b = 0;
+  for (auto& [k, who] : owner) on_b += who;
+  EXPECT_GT(on_b, 0) << "the joining consumer never got a key";
+}
+
 TEST_F(BrokerTest, SeekAndReader) {
   auto c = NewClient();
   ASSERT_TRUE(c->CreateTopic("acme/orders/seek", 1).ok());
