@@ -11,6 +11,7 @@ RUN_DIR ?= data/standalone
 LISTEN ?= 127.0.0.1:4180
 NODE_LISTEN ?= 127.0.0.1:4181
 METRICS ?= 127.0.0.1:9464
+BROKER_LISTEN ?= 127.0.0.1:6650
 # Labels CI runs (scale and soak runs are opt-in).
 TEST_LABELS ?= unit|integration|fault|fuzz
 ASAN_LABELS ?= unit|integration
@@ -35,7 +36,7 @@ build-release: deps
 run: build-release
 	@mkdir -p $(RUN_DIR)
 	exec ./build-release/server/dlogd standalone --data-dir $(RUN_DIR) --listen $(LISTEN) \
-	    --node-listen $(NODE_LISTEN) --metrics-listen $(METRICS)
+	    --broker-listen $(BROKER_LISTEN) --node-listen $(NODE_LISTEN) --metrics-listen $(METRICS)
 
 # Every label CI runs, then the unit and integration tests again under ASan+UBSan.
 test: test-release test-asan
