@@ -575,7 +575,7 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
       });
     }
     if (stopping_) return cb(Status::Error(CommonErrc::kUnavailable, "the broker is stopping"));
-    auto p = std::make_shared<Partition>(this, t, index);
+    auto p = std::make_shared<Partition>(shared_from_this(), t, index);
     partitions_[name] = p;
     p->WhenLoaded([p, cb](Status st) {
       if (!st.ok()) return cb(st);
@@ -902,6 +902,10 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
       return SendError(cs->conn, r.request_id(), proto::SERVER_UNKNOWN_CONSUMER, "Unsubscribe for unknown consumer");
     auto conn = cs->conn;
     const uint64_t rid = r.request_id();
+    if (c->sub->consumer_count() > 1) {
+      return SendError(conn, rid, proto::SERVER_NOT_ALLOWED,
+                       "subscription '" + c->sub->name() + "' has other consumers; close this one instead");
+    }
     cs->consumers.erase(r.consumer_id());
     c->part->Unsubscribe(c.get(), [this, conn, rid](Status st) { Reply(conn, rid, st); });
   }

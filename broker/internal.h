@@ -187,7 +187,7 @@ class Subscription {
   bool in_pump_ = false;
   bool pump_again_ = false;
   bool prefetching_ = false;
-  bool seeking_ = false;
+  int seeking_ = 0;  // resets in flight
   int64_t prefetch_lo_ = 0;
   int64_t prefetch_hi_ = 0;
   uint64_t gen_ = 0;  // bumped by Seek: work prepared before it is dropped
@@ -205,7 +205,8 @@ class Partition : public std::enable_shared_from_this<Partition> {
  public:
   enum class State { kLoading, kReady, kClosed };
 
-  Partition(BrokerCtx* ctx, TopicName topic, int32_t index);
+  // Holds `ctx` alive: callbacks of a closing partition may outlive Broker::Stop.
+  Partition(std::shared_ptr<BrokerCtx> ctx, TopicName topic, int32_t index);
   ~Partition();
 
   // Takes ownership: opens the writer (the lock), the cursor log, rebuilds
@@ -248,7 +249,8 @@ class Partition : public std::enable_shared_from_this<Partition> {
   // The first record published at or after `ms` (durable_end if none).
   void SeqAtTime(int64_t ms, std::function<void(Result<int64_t>)> cb);
 
-  void Tick();  // periodic: dedup snapshots, backlog gauges and truncation
+  void Tick();                             // periodic: dedup snapshots, backlog gauges and truncation
+  int64_t MinPersistedMarkDelete() const;  // over durable subscriptions; INT64_MAX if none
 
  private:
   struct DedupEntry {
@@ -286,6 +288,7 @@ class Partition : public std::enable_shared_from_this<Partition> {
   void CheckBacklog();
   void WatchTopic();
 
+  const std::shared_ptr<BrokerCtx> ctx_keep_;
   BrokerCtx* const ctx_;
   const TopicName topic_;
   const int32_t index_;
@@ -315,6 +318,7 @@ class Partition : public std::enable_shared_from_this<Partition> {
   bool snapshot_in_flight_ = false;
   int64_t last_backlog_ms_ = 0;
   bool truncate_in_flight_ = false;
+  int resets_in_flight_ = 0;  // admin resets of cursors without a Subscription object
 
   RecordCache cache_;
   std::map<std::string, std::unique_ptr<Subscription>> subs_;

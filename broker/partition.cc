@@ -72,13 +72,14 @@ proto::MessageIdData MakeMessageId(int32_t partition, const log::Dlsn& dlsn, int
   return id;
 }
 
-Partition::Partition(BrokerCtx* ctx, TopicName topic, int32_t index)
-    : ctx_(ctx),
+Partition::Partition(std::shared_ptr<BrokerCtx> ctx, TopicName topic, int32_t index)
+    : ctx_keep_(std::move(ctx)),
+      ctx_(ctx_keep_.get()),
       topic_(std::move(topic)),
       index_(index),
       name_(topic_.PartitionName(index)),
       log_name_(topic_.PartitionLog(index)),
-      cache_(ctx->opts.cache_bytes_per_partition) {}
+      cache_(ctx_->opts.cache_bytes_per_partition) {}
 
 Partition::~Partition() = default;
 
@@ -268,7 +269,6 @@ void Partition::Unload(const Status& why) {
   std::vector<ProducerH*> producers;
   for (auto& [n, p] : producers_) producers.push_back(p);
   for (ProducerH* p : producers) CloseProducer(p);
-  producers_.clear();
   ctx_->probe->RemovePartition(name_);
   ctx_->Forget(this);
   // Cursors first (their writer holds the cursor log's lock), then the
@@ -296,7 +296,7 @@ void Partition::Unload(const Status& why) {
 
 void Partition::CloseProducer(ProducerH* p) {
   if (p->closed) return;
-  p->closed = true;
+  RemoveProducer(p);  // the name is free again; p->closed is set
   proto::BaseCommand& out = ctx_->Out();
   out.mutable_close_producer()->set_producer_id(p->id);
   ctx_->Send(p->conn, out);
@@ -521,6 +521,10 @@ void Partition::Subscribe(const proto::Subscribe& s, std::shared_ptr<ConsumerH> 
   }
   const proto::SubscriptionType want_type = s.durable() ? s.sub_type() : proto::SUB_EXCLUSIVE;
   auto attach = [this, c, done, want_type](Subscription* sub) {
+    if (c->closed) {
+      // It went away while its subscription was being created.
+      return done(Status::Error(CommonErrc::kUnavailable, "the consumer closed while subscribing"));
+    }
     c->sub = sub;
     sub->AddConsumer(c, want_type);
     ctx_->probe->consumers.fetch_add(1, std::memory_order_relaxed);
@@ -617,7 +621,13 @@ void Partition::ResetCursor(const proto::ResetCursor& r, std::function<void(Stat
     if (it != subs_.end()) return it->second->Seek(seq, done);
     SubscriptionCursor* cur = cursors_ ? cursors_->Find(sub_name) : nullptr;
     if (cur == nullptr) return done(Status::Error(CommonErrc::kNotFound, "no subscription '" + sub_name + "'"));
-    cur->Reset(seq, done);
+    // Until the reset is persisted its position must not drive truncation.
+    ++resets_in_flight_;
+    std::weak_ptr<Partition> w = weak_from_this();
+    cur->Reset(seq, [w, done](Status st) {
+      if (auto self = w.lock()) --self->resets_in_flight_;
+      done(st);
+    });
   };
   switch (r.to_case()) {
     case proto::ResetCursor::kEarliest:
@@ -642,7 +652,10 @@ void Partition::ResetCursor(const proto::ResetCursor& r, std::function<void(Stat
 void Partition::SeekSubscription(const std::string& name, int64_t seq, std::function<void(Status)> done) {
   auto it = subs_.find(name);
   if (it == subs_.end()) return done(Status::Error(CommonErrc::kNotFound, "no subscription '" + name + "'"));
+  const bool reader = !it->second->durable();
   it->second->Seek(seq, std::move(done));
+  // A reader's consumer reconnects as a new reader; this one is done.
+  if (reader) subs_.erase(name);
 }
 
 std::vector<proto::SubscriptionStats> Partition::SubscriptionStatsList() const {
@@ -743,6 +756,11 @@ void Partition::SeqAtTime(int64_t ms, std::function<void(Result<int64_t>)> cb) {
 
 void Partition::Tick() {
   if (state_ != State::kReady) return;
+  if (cursors_) {
+    // The cursor log fenced or lost its lock: another broker owns this now.
+    Status health = cursors_->health();
+    if (!health.ok()) return Unload(health.WithContext("cursor log of " + name_));
+  }
   MaybeSnapshotDedup(false);
   const int64_t now = MonoMillis();
   if (now - last_backlog_ms_ >= ctx_->opts.backlog_check_ms) {
@@ -750,6 +768,18 @@ void Partition::Tick() {
     CheckBacklog();
   }
   for (auto& [n, sub] : subs_) sub->Pump();
+}
+
+int64_t Partition::MinPersistedMarkDelete() const {
+  int64_t min_md = INT64_MAX;
+  if (!cursors_) return -1;
+  for (const std::string& n : cursors_->SubscriptionNames()) {
+    SubscriptionCursor* cur = cursors_->Find(n);
+    if (cur == nullptr) continue;
+    auto it = subs_.find(n);
+    min_md = std::min(min_md, it != subs_.end() ? it->second->persisted_mark_delete() : cur->mark_delete());
+  }
+  return min_md;
 }
 
 // Backlog gauges, and truncation of the segments wholly behind every durable
@@ -778,7 +808,10 @@ void Partition::CheckBacklog() {
     }
   }
   const int64_t retention = ctx_->opts.acked_retention_ms;
-  if (!any || min_md <= 0 || retention < 0 || truncate_in_flight_) return;
+  // Dedup across failover scans the log from the last dedup snapshot: never
+  // truncate past what it covers.
+  min_md = std::min(min_md, snapshot_covered_ + 1);
+  if (!any || min_md <= 0 || retention < 0 || truncate_in_flight_ || resets_in_flight_ > 0) return;
   truncate_in_flight_ = true;
   const int64_t now = WallMillis();
   ns_->GetLogInfo(

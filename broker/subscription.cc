@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t kMaxPermits = int64_t{1} << 30;
 constexpr int kRingPointsPerConsumer = 64;
+constexpr int kMaxUnknownSizeIndexAcks = 1000;
 
 bool BitSet(const std::vector<uint64_t>& bits, int32_t i) {
   const size_t w = static_cast<size_t>(i) / 64;
@@ -245,14 +246,21 @@ void Subscription::CheckRetry() {
 }
 
 void Subscription::PumpRound() {
-  if (prefetching_ || seeking_ || consumers_.empty()) return;
+  if (prefetching_ || seeking_ > 0 || consumers_.empty()) return;
   if (!part_->Serving()) {
     // The lease rule: nothing is dispatched without recent metadata contact.
     if (part_->state() == Partition::State::kReady) CheckRetry();
     return;
   }
   bool any_capacity = false;
-  for (auto& c : consumers_) any_capacity = any_capacity || CanTake(c.get());
+  for (auto& c : consumers_) {
+    // Exclusive/Failover: only the active consumer takes anything.
+    if (type_ == proto::SUB_EXCLUSIVE || type_ == proto::SUB_FAILOVER) {
+      if (c->active) any_capacity = CanTake(c.get());
+    } else {
+      any_capacity = any_capacity || CanTake(c.get());
+    }
+  }
   if (!any_capacity) return;
 
   const size_t batch = part_->ctx()->opts.dispatch_batch;
@@ -293,7 +301,19 @@ void Subscription::PumpRound() {
     auto a = alive.lock();
     if (!a || !*a) return;
     prefetching_ = false;
-    if (gen == gen_ && !closed_) DispatchWork();
+    // The lease may have run out while the blocks loaded: nothing goes then
+    // (fresh records wait in the redelivery queue).
+    if (gen == gen_ && !closed_) {
+      if (part_->Serving()) {
+        DispatchWork();
+      } else {
+        for (Work& w : work_) {
+          if (!w.from_replay) replay_[w.seq] = Replay{std::move(w.rec), 0};
+        }
+        work_.clear();
+        CheckRetry();
+      }
+    }
     cursor_->Unpin(lo, hi);
     if (!in_pump_) Pump();
   });
@@ -337,6 +357,14 @@ void Subscription::DispatchWork() {
     bool acked = w.seq < md;
     if (!acked && cursor_ != nullptr) {
       const SubscriptionCursor::State st = cursor_->Check(w.seq, &bits);
+      if (st == SubscriptionCursor::State::kUnknown) {
+        // Its block is loading again: decide next round, after a new prefetch.
+        if (ordered) stop = true;
+        if (type_ == proto::SUB_KEY_SHARED) held_hashes.push_back(rec->key_hash);
+        if (!w.from_replay) replay_[w.seq] = Replay{std::move(w.rec), 0};
+        pump_again_ = true;
+        continue;
+      }
       acked = st == SubscriptionCursor::State::kAcked;
     }
     if (acked) {
@@ -558,15 +586,27 @@ void Subscription::OnAck(ConsumerH* c, const proto::Ack& ack,
   }
   const int64_t end = part_->durable_end();
   ack_items_.clear();
+  int unknown_size_index_acks = 0;
   for (const auto& id : ack.message_ids()) {
     const int64_t seq = id.record_seq();
-    int32_t size = id.batch_size();
-    auto pit = pending_.find(seq);
-    if (pit != pending_.end()) size = pit->second.rec.num_messages;
     if (seq < 0 || seq >= end) {
       return done(proto::SERVER_BAD_REQUEST, "ack of message " + std::to_string(seq) +
                                                  " which does not exist (the partition has " + std::to_string(end) +
                                                  " records)");
+    }
+    // The batch size is the broker's when it knows the record; a client's
+    // claim is taken only for records it cannot see now (delivered by a
+    // previous owner), and only so many per Ack (a bitmap each).
+    int32_t size = id.batch_size();
+    if (auto pit = pending_.find(seq); pit != pending_.end()) {
+      size = pit->second.rec.num_messages;
+    } else if (auto rit = replay_.find(seq); rit != replay_.end()) {
+      size = rit->second.rec.num_messages;
+    } else if (const RecordInfo* cached = part_->cache().Find(seq)) {
+      size = cached->num_messages;
+    } else if (id.batch_index() >= 0 && ++unknown_size_index_acks > kMaxUnknownSizeIndexAcks) {
+      return done(proto::SERVER_BAD_REQUEST, "more than " + std::to_string(kMaxUnknownSizeIndexAcks) +
+                                                 " batch-index acks of records the broker does not hold in one Ack");
     }
     if (size < 1 || size > protocol::kMaxBatchMessages || id.batch_index() < -1 || id.batch_index() >= size) {
       return done(proto::SERVER_BAD_REQUEST, "ack of message " + std::to_string(seq) + " with batch index " +
@@ -574,14 +614,34 @@ void Subscription::OnAck(ConsumerH* c, const proto::Ack& ack,
     }
     ack_items_.push_back(SubscriptionCursor::AckItem{seq, id.batch_index(), size});
   }
+  // Records taken out of pending_/replay_ for this ack go back for
+  // redelivery if the cursor refuses it (busy, fenced): an unpersisted ack
+  // must not make a record undeliverable.
+  auto restore = std::make_shared<std::vector<std::pair<int64_t, Replay>>>();
+  auto take_pending = [&](std::map<int64_t, Pending>::iterator it) {
+    restore->emplace_back(it->first, Replay{it->second.rec, it->second.redelivery_count});
+    DropPending(it);
+  };
+  auto take_replay = [&](std::map<int64_t, Replay>::iterator it) {
+    restore->emplace_back(it->first, std::move(it->second));
+    return replay_.erase(it);
+  };
   // Cursor-log records are acknowledged in order: once this ack is, every
   // ack submitted before it is too, so the mark-delete position as of now is
   // persisted. (Taken after the call below, which applies the acks.)
   auto md_after = std::make_shared<int64_t>(0);
   std::weak_ptr<bool> alive = alive_;
   const uint64_t gen = gen_;  // a seek since makes this ack's position moot
-  auto cb = [this, alive, md_after, done, gen](Status st) {
-    if (auto a = alive.lock(); a && *a && st.ok() && gen == gen_) persisted_md_ = std::max(persisted_md_, *md_after);
+  auto cb = [this, alive, md_after, done, gen, restore](Status st) {
+    if (auto a = alive.lock(); a && *a) {
+      if (st.ok() && gen == gen_) persisted_md_ = std::max(persisted_md_, *md_after);
+      if (!st.ok() && gen == gen_ && !closed_) {
+        for (auto& [seq, r] : *restore) {
+          if (pending_.count(seq) == 0 && replay_.count(seq) == 0) replay_.emplace(seq, std::move(r));
+        }
+        Pump();
+      }
+    }
     done(ToServerError(st), st.ok() ? std::string() : st.ToString());
   };
   if (cumulative) {
@@ -589,32 +649,34 @@ void Subscription::OnAck(ConsumerH* c, const proto::Ack& ack,
     for (auto it = pending_.begin(); it != pending_.end() && it->first <= item.seq;) {
       if (it->first < item.seq || item.batch_index < 0 || item.batch_index == item.batch_size - 1) {
         auto next = std::next(it);
-        DropPending(it);
+        take_pending(it);
         it = next;
       } else {
         ++it;
       }
     }
-    replay_.erase(replay_.begin(), replay_.lower_bound(item.seq));
+    for (auto it = replay_.begin(); it != replay_.end() && it->first < item.seq;) it = take_replay(it);
     cursor_->AckCumulative(item, cb);
     *md_after = cursor_->mark_delete();
   } else {
     for (const auto& item : ack_items_) {
       auto it = pending_.find(item.seq);
       if (it == pending_.end()) {
-        if (item.batch_index < 0) replay_.erase(item.seq);
+        if (item.batch_index < 0) {
+          if (auto r = replay_.find(item.seq); r != replay_.end()) take_replay(r);
+        }
         continue;
       }
       Pending& p = it->second;
       if (item.batch_index < 0) {
-        DropPending(it);
+        take_pending(it);
       } else if (!BitSet(p.acked_bits, item.batch_index)) {
         SetBit(&p.acked_bits, item.batch_index);
         --p.unacked;
         if (p.consumer != nullptr) --p.consumer->unacked;
         if (p.unacked <= 0) {
           p.unacked = 0;
-          DropPending(it);
+          take_pending(it);
         }
       }
     }
@@ -683,14 +745,14 @@ void Subscription::Seek(int64_t seq, std::function<void(Status)> done) {
     nd_mark_ = seq;
     return done(Status::OK());
   }
-  seeking_ = true;
+  ++seeking_;
   std::weak_ptr<bool> alive = alive_;
   // Until the reset is persisted, truncation keeps to the lower of the two.
   persisted_md_ = std::min(persisted_md_, seq);
   cursor_->Reset(seq, [this, alive, done, seq](Status st) {
     if (auto a = alive.lock(); a && *a) {
-      seeking_ = false;
-      if (st.ok()) persisted_md_ = seq;
+      --seeking_;
+      if (st.ok() && seeking_ == 0) persisted_md_ = seq;
       Pump();
     }
     done(st);

@@ -145,8 +145,12 @@ SubscriptionCursor::State SubscriptionCursor::Check(int64_t seq, std::vector<uin
   auto it = blocks_.find(BlockOf(seq));
   if (it == blocks_.end()) return State::kUnacked;
   const Entry& e = it->second;
-  DLOG_CHECK(e.block != nullptr && !e.loading)
-      << name_ << ": Check(" << seq << ") of a block that is not resident (Prefetch it first)";
+  if (e.block == nullptr || e.loading) {
+    // Not resident: an ack made or reloaded it after the Prefetch. With no
+    // acks applied yet (a new block), the record is unacked; otherwise the
+    // caller must prefetch again (a client's ack must never crash us).
+    return e.summary.empty() && e.block == nullptr ? State::kUnacked : State::kUnknown;
+  }
   if (e.block->IsAcked(seq)) return State::kAcked;
   const PartialBits* p = e.block->Partial(seq);
   if (p == nullptr) return State::kUnacked;

@@ -57,7 +57,9 @@ class SubscriptionCursor : private BlockCache::Owner {
     int32_t batch_index = -1;  // -1: the whole record
     int32_t batch_size = 1;    // messages in the record's batch (for batch_index >= 0)
   };
-  enum class State { kUnacked, kAcked, kPartial };
+  // kUnknown: the record's block holds acks but is not resident (an ack
+  // created or reloaded it after the Prefetch): prefetch again.
+  enum class State { kUnacked, kAcked, kPartial, kUnknown };
 
   ~SubscriptionCursor() override;
   SubscriptionCursor(const SubscriptionCursor&) = delete;
@@ -88,8 +90,10 @@ class SubscriptionCursor : private BlockCache::Owner {
   // bounds; `done` runs on the loop (never inline).
   void Prefetch(int64_t from, int64_t to, std::function<void()> done);
   void Unpin(int64_t from, int64_t to);
-  // `seq` must be < mark_delete() or in a prefetched range (DLOG_CHECK).
-  // For kPartial, *acked_bits (if not null) gets the acked batch indexes.
+  // Meant for seqs < mark_delete() or in a prefetched range; a block that
+  // became non-resident since (an ack created or reloaded it) answers
+  // kUnknown rather than guessing. For kPartial, *acked_bits (if not null)
+  // gets the acked batch indexes.
   State Check(int64_t seq, std::vector<uint64_t>* acked_bits = nullptr) const;
 
   // Fully acked records with seq >= mark_delete (for the backlog).
