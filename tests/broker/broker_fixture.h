@@ -22,7 +22,11 @@ namespace dlog::test {
 class BrokerProcess {
  public:
   BrokerProcess(std::string dir, std::string metadata_url, int64_t session_timeout_ms)
-      : dir_(std::move(dir)), url_(std::move(metadata_url)), session_ms_(session_timeout_ms), port_(FreePort()) {}
+      : dir_(std::move(dir)),
+        url_(std::move(metadata_url)),
+        session_ms_(session_timeout_ms),
+        port_(FreePort()),
+        metrics_port_(FreePort()) {}
 
   bool Start() {
     ProcessOptions o;
@@ -39,7 +43,9 @@ class BrokerProcess {
               "--ensemble-size=3",
               "--write-quorum=3",
               "--ack-quorum=2",
-              "--backlog-check-interval=1s"};
+              "--backlog-check-interval=1s",
+              "--metrics-listen",
+              "127.0.0.1:" + std::to_string(metrics_port_)};
     for (auto& a : extra_) o.argv.push_back(a);
     ++starts_;
     o.stdout_path = dir_ + "/broker" + std::to_string(starts_) + ".out";
@@ -64,6 +70,7 @@ class BrokerProcess {
   pid_t pid() const { return proc_ ? proc_->pid() : -1; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   uint16_t port() const { return port_; }
+  uint16_t metrics_port() const { return metrics_port_; }
   std::string Stderr() const { return proc_ ? proc_->Stderr() : ""; }
   void set_extra(std::vector<std::string> extra) { extra_ = std::move(extra); }
 
@@ -72,6 +79,7 @@ class BrokerProcess {
   std::string url_;
   int64_t session_ms_;
   uint16_t port_;
+  uint16_t metrics_port_;
   std::vector<std::string> extra_;
   std::unique_ptr<Process> proc_;
   int starts_ = 0;

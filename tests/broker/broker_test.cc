@@ -364,6 +364,16 @@ TEST_F(BrokerTest, TopicAdmin) {
   auto stats = c->GetTopicStats("acme/admin/t1");
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->partitions, 3);
+  // Metrics: the owners count the messages in, per topic.
+  int64_t in = 0;
+  for (auto& b : brokers_) {
+    const std::string metrics = HttpGet(b->metrics_port(), "/metrics");
+    EXPECT_NE(metrics.find("dlog_broker_publish_latency_seconds_bucket"), std::string::npos);
+    const std::string key = "dlog_broker_topic_messages_in_total{topic=\"acme/admin/t1\"} ";
+    const size_t at = metrics.find(key);
+    if (at != std::string::npos) in += std::stoll(metrics.substr(at + key.size()));
+  }
+  EXPECT_EQ(in, 30);
   ASSERT_TRUE(c->DeleteTopic("acme/admin/t2").ok());
   list = c->ListTopics("acme/admin");
   ASSERT_TRUE(list.ok());
