@@ -142,13 +142,21 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
       if (done) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // Whatever is still closing (a writer that could not close in time) is
+    // emptied here, on the loop: its subscriptions, cursors and writer go, so
+    // a late library callback that drops the last reference elsewhere frees
+    // nothing tied to this loop.
     loop->RunSync([this] {
-      if (session_sub_ != 0) {
-        uint64_t id = session_sub_;
-        session_sub_ = 0;
-        logs->store()->loop()->RunSync([this, id] { logs->store()->UnsubscribeSession(id); });
+      for (auto& w : created_) {
+        if (auto p = w.lock()) p->Shutdown();
       }
+      created_.clear();
     });
+    if (session_sub_ != 0) {
+      const uint64_t id = session_sub_;
+      session_sub_ = 0;
+      logs->store()->loop()->RunSync([this, id] { logs->store()->UnsubscribeSession(id); });
+    }
   }
 
   // ---- FrameHandler ----
@@ -577,6 +585,12 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
     if (stopping_) return cb(Status::Error(CommonErrc::kUnavailable, "the broker is stopping"));
     auto p = std::make_shared<Partition>(shared_from_this(), t, index);
     partitions_[name] = p;
+    if (created_.size() >= 2 * partitions_.size() + 64) {
+      created_.erase(std::remove_if(created_.begin(), created_.end(),
+                                    [](const std::weak_ptr<Partition>& w) { return w.expired(); }),
+                     created_.end());
+    }
+    created_.push_back(p);
     p->WhenLoaded([p, cb](Status st) {
       if (!st.ok()) return cb(st);
       cb(p);
@@ -976,6 +990,7 @@ class Broker::Impl final : public BrokerCtx, public std::enable_shared_from_this
   proto::BaseCommand out_;
   std::unordered_map<uint64_t, std::unique_ptr<ConnState>> conns_;
   std::map<std::string, std::shared_ptr<Partition>> partitions_;
+  std::vector<std::weak_ptr<Partition>> created_;  // every partition object not yet freed (for Stop)
   std::mutex ns_mu_;
   std::map<std::string, std::shared_ptr<log::Namespace>> namespaces_;
   uint64_t session_sub_ = 0;

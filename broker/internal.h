@@ -215,6 +215,9 @@ class Partition : public std::enable_shared_from_this<Partition> {
   void WhenLoaded(std::function<void(Status)> cb);
   // Closes producers and consumers (telling clients), then the cursors and the writer.
   void Unload(const Status& why);
+  // Broker stop, after Unload had its time: drops subscriptions, cursors and
+  // the writer (abandoning what did not close) on the loop thread.
+  void Shutdown();
 
   State state() const { return state_; }
   bool Serving() const { return state_ == State::kReady && ctx_->LeaseOk(); }

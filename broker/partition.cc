@@ -294,6 +294,14 @@ void Partition::Unload(const Status& why) {
   }
 }
 
+void Partition::Shutdown() {
+  if (state_ != State::kClosed) Unload(Status::Error(CommonErrc::kUnavailable, "the broker is stopping"));
+  subs_.clear();
+  cursors_.reset();
+  writer_.reset();
+  cache_.Clear();
+}
+
 void Partition::CloseProducer(ProducerH* p) {
   if (p->closed) return;
   RemoveProducer(p);  // the name is free again; p->closed is set

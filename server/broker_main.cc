@@ -72,18 +72,24 @@ Result<std::unique_ptr<BrokerServer>> BrokerServer::Start(log::LogClient* logs, 
   return s;
 }
 
-BrokerServer::~BrokerServer() { Stop(); }
+BrokerServer::~BrokerServer() {
+  Stop();
+  broker_.reset();
+  server_.reset();
+  cursor_db_.reset();
+  loop_.reset();
+}
 
+// The loop stops here but its object lives until the destructor: library
+// callbacks still on their way (watches fired when the LogClient closes, a
+// writer that could not close in time) post to a stopped loop, which drops
+// them, instead of to freed memory. So: Stop, close the LogClient, destroy.
 void BrokerServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (server_) server_->Stop();
   if (broker_) broker_->Stop();
   if (loop_) loop_->Stop();
-  broker_.reset();
-  server_.reset();
-  loop_.reset();
-  cursor_db_.reset();
 }
 
 uint16_t BrokerServer::port() const { return server_ ? server_->port() : 0; }
@@ -163,8 +169,8 @@ int RunBroker(const BrokerFlags& f) {
   int sig = WaitForTerminationSignal(sigs);
   DLOG_INFO << "signal " << sig << ": shutting down";
   (*server)->Stop();
+  logs->reset();  // before the broker's loop object goes (see BrokerServer::Stop)
   server->reset();
-  logs->reset();
   DLOG_INFO << "stopped cleanly";
   return 0;
 }

@@ -46,10 +46,12 @@ struct BrokerServerOptions {
 };
 
 // Cursor store + loop + broker + TCP listener over an open LogClient.
+// Shutdown order: Stop(), then close the LogClient, then destroy this.
 class BrokerServer {
  public:
   static Result<std::unique_ptr<BrokerServer>> Start(log::LogClient* logs, BrokerServerOptions options);
   ~BrokerServer();
+  // Stops serving and the loop (idempotent); the objects stay until destruction.
   void Stop();
   uint16_t port() const;
   const std::string& advertise() const { return advertise_; }

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   dlog::server::AddBrokerOptions(br, &broker);
   dlog::server::StandaloneFlags standalone;
   CLI::App* sa = app.add_subcommand(
-      "standalone", "Run everything in one process: embedded metadata, one logstore node, a broker, the log service, metrics");
+      "standalone",
+      "Run everything in one process: embedded metadata, one logstore node, a broker, the log service, metrics");
   dlog::server::AddStandaloneOptions(sa, &standalone);
   CLI11_PARSE(app, argc, argv);
   if (ls->parsed()) return dlog::server::RunLogstore(logstore);

@@ -301,9 +301,10 @@ int RunStandalone(const StandaloneFlags& f) {
     }
     broker = std::move(started_broker).value();
   }
+  // Stopped before the log service, destroyed after the LogClient closed
+  // (BrokerServer's shutdown order).
   auto stop_broker = [&] {
     if (broker) broker->Stop();
-    broker.reset();
   };
 
   MetricsServer metrics;
@@ -333,6 +334,7 @@ int RunStandalone(const StandaloneFlags& f) {
   stop_broker();
   stop_service();
   Status close = stop_lower();
+  broker.reset();
   if (!close.ok()) return fail(close.WithContext("closing the logstore node"));
   DLOG_INFO << "stopped cleanly";
   return 0;

@@ -113,7 +113,12 @@ class BrokerCluster : public ::testing::Test {
     for (auto& b : brokers_) {
       if (b->Running()) b->Resume();
     }
-    for (auto& b : brokers_) b->Stop();
+    // A broker still running must shut down cleanly (exit 0) on SIGTERM.
+    for (auto& b : brokers_) {
+      if (b->Running())
+        EXPECT_EQ(b->Stop(), 0) << "broker " << b->address() << " did not exit cleanly\n"
+                                << b->Stderr().substr(0, 20000);
+    }
     for (auto& n : nodes_) {
       if (n->Running()) n->Stop();
     }
