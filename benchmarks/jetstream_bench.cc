@@ -15,13 +15,22 @@
 //   RESULT system=jetstream workload=<mode> size=<B> records_per_s=<x> mb_per_s=<x>
 //          ack_p50_us=<x> ack_p99_us=<x> ack_p999_us=<x>
 //          e2e_p50_us=<x> e2e_p99_us=<x> e2e_p999_us=<x> records_per_entry=0
-// (one line). On any failure: a message on stderr, no RESULT, exit code 1
-// (2 for bad flags).
+// (one line; it also carries consumed_per_s=<x>, the deliveries that arrived
+// in the window per second). On any failure: a message on stderr, no RESULT,
+// exit code 1 (2 for bad flags).
+//
+// The pub/sub workload of pubsub_vs_jetstream.sh (OpenMessaging Benchmark's
+// 1-topic-16-partitions-1kb) is `--subjects 16 --consumer durable`: the
+// stream gets the subjects <subject>.0 .. <subject>.15 (its "partitions"),
+// the publisher sends to them round robin, and the consumer is a durable
+// push consumer over all of them with explicit acks (every message is acked
+// with natsMsg_Ack in the callback; at most --max-ack-pending unacked).
 //
 //   jetstream_bench --servers nats://127.0.0.1:4222,nats://127.0.0.1:4223 \
 //       [--replicas 3] [--mode throughput|rate] [--size 1024] [--window 1000] \
 //       [--rate 5000] [--seconds 10] [--warmup 1] [--setup-timeout 30] \
-//       [--stream DLOGBENCH] [--subject dlogbench.log] [--max-bytes 2147483648] [--keep-stream]
+//       [--stream DLOGBENCH] [--subject dlogbench.log] [--max-bytes 2147483648] [--keep-stream] \
+//       [--subjects 1] [--consumer ordered|durable] [--max-ack-pending 16000]
 #include <nats/nats.h>
 #include <time.h>
 
@@ -121,6 +130,17 @@ struct Options {
   double setup_timeout = 30;
   int64_t max_bytes = int64_t{2} << 30;
   bool keep_stream = false;
+  int subjects = 1;                  // > 1: subjects <subject>.0 .. <subject>.N-1, published round robin
+  std::string consumer = "ordered";  // ordered: ordered push consumer, no acks; durable: explicit acks
+  int64_t max_ack_pending = 16000;   // durable consumer only
+
+  // The subjects published to, in round-robin order.
+  std::vector<std::string> PublishSubjects() const {
+    if (subjects <= 1) return {subject};
+    std::vector<std::string> out;
+    for (int i = 0; i < subjects; ++i) out.push_back(subject + "." + std::to_string(i));
+    return out;
+  }
 };
 
 // Shared between the publisher thread, the ack-handler thread (the JetStream
@@ -134,6 +154,9 @@ struct State {
   std::atomic<uint64_t> ack_errors{0};
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> delivered_measured{0};
+  std::atomic<uint64_t> delivered_in_window{0};
+  std::atomic<uint64_t> ack_send_errors{0};
+  bool manual_ack = false;  // set before the consumer starts
   std::atomic<uint64_t> async_errors{0};
   std::atomic<bool> first_error_printed{false};
   LogHistogram ack_latency;
@@ -175,10 +198,13 @@ void OnDeliver(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) 
   auto* st = static_cast<State*>(closure);
   const int64_t sent = SendTime(msg);
   st->delivered.fetch_add(1, std::memory_order_relaxed);
+  if (st->InWindow(now)) st->delivered_in_window.fetch_add(1, std::memory_order_relaxed);
   if (sent >= 0 && st->InWindow(sent)) {
     st->e2e_latency.Record(now - sent);
     st->delivered_measured.fetch_add(1, std::memory_order_relaxed);
   }
+  // Explicit ack (durable consumer): sent to the message's reply subject, not awaited.
+  if (st->manual_ack && natsMsg_Ack(msg, nullptr) != NATS_OK) st->ack_send_errors.fetch_add(1);
   natsMsg_Destroy(msg);
 }
 
@@ -260,12 +286,14 @@ bool Connect(const Options& o, State* st, const char* name, int64_t deadline, na
 // Deletes any old stream of that name and creates it; retries until the
 // JetStream meta group has a leader and accepts the request, or the deadline.
 bool CreateStream(const Options& o, jsCtx* js, int64_t deadline) {
-  const char* subjects[] = {o.subject.c_str()};
+  const std::vector<std::string> names = o.PublishSubjects();
+  std::vector<const char*> subjects;
+  for (const std::string& n : names) subjects.push_back(n.c_str());
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
   cfg.Name = o.stream.c_str();
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
+  cfg.Subjects = subjects.data();
+  cfg.SubjectsLen = static_cast<int>(subjects.size());
   cfg.Storage = js_FileStorage;
   cfg.Retention = js_LimitsPolicy;
   cfg.Discard = js_DiscardOld;
@@ -309,7 +337,7 @@ bool Probe(const Options& o, jsCtx* js, int64_t deadline) {
   for (;;) {
     jsErrCode jerr = static_cast<jsErrCode>(0);
     jsPubAck* pa = nullptr;
-    const natsStatus s = js_Publish(&pa, js, o.subject.c_str(), probe, 5, &po, &jerr);
+    const natsStatus s = js_Publish(&pa, js, o.PublishSubjects().front().c_str(), probe, 5, &po, &jerr);
     jsPubAck_Destroy(pa);
     if (s == NATS_OK) return true;
     if (MonoNanos() >= deadline) {
@@ -337,20 +365,43 @@ int Run(const Options& o) {
   if (!o.keep_stream) ss.stream_to_delete = o.stream;
   if (!Probe(o, ss.admin, setup_deadline)) return 1;
 
-  // The consumer: its own connection, an ordered push consumer from now on.
+  // The consumer: its own connection; an ordered push consumer from now on,
+  // or a durable push consumer with explicit acks over every subject.
   if (!Connect(o, &st, "jetstream_bench-sub", setup_deadline, &ss.sub_opts, &ss.sub_nc)) return 1;
   s = natsConnection_JetStream(&ss.sub_js, ss.sub_nc, nullptr);
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = o.stream.c_str();
-  so.Ordered = true;
-  so.Config.DeliverPolicy = js_DeliverNew;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (s == NATS_OK) s = js_Subscribe(&ss.sub, ss.sub_js, o.subject.c_str(), OnDeliver, &st, nullptr, &so, &jerr);
+  const std::string durable = o.stream + "_DURABLE";
+  const std::string deliver = "_dlogbench.deliver." + o.stream;
+  if (o.consumer == "durable") {
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable.c_str();
+    cc.DeliverSubject = deliver.c_str();
+    cc.DeliverPolicy = js_DeliverNew;
+    cc.AckPolicy = js_AckExplicit;
+    cc.MaxAckPending = o.max_ack_pending;
+    jsConsumerInfo* ci = nullptr;
+    if (s == NATS_OK) s = js_AddConsumer(&ci, ss.sub_js, o.stream.c_str(), &cc, nullptr, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    so.Consumer = durable.c_str();
+    so.ManualAck = true;
+    st.manual_ack = true;
+  } else {
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverNew;
+  }
+  // A bound durable consumer needs no subject; an ordered one filters on them all.
+  const std::string wildcard = o.subject + ".*";
+  const char* sub_subject = o.subjects == 1 ? o.subject.c_str() : o.consumer == "durable" ? nullptr : wildcard.c_str();
+  if (s == NATS_OK) s = js_Subscribe(&ss.sub, ss.sub_js, sub_subject, OnDeliver, &st, nullptr, &so, &jerr);
   // Never drop on the client side (a drop would reset the ordered consumer).
   if (s == NATS_OK) s = natsSubscription_SetPendingLimits(ss.sub, -1, -1);
   if (s != NATS_OK) {
-    std::fprintf(stderr, "jetstream_bench: ordered consumer on %s: %s\n", o.stream.c_str(), LastError(s).c_str());
+    std::fprintf(stderr, "jetstream_bench: %s consumer on %s: %s (JetStream error %d)\n", o.consumer.c_str(),
+                 o.stream.c_str(), LastError(s).c_str(), static_cast<int>(jerr));
     return 1;
   }
 
@@ -366,8 +417,10 @@ int Run(const Options& o) {
     std::fprintf(stderr, "jetstream_bench: JetStream publish context: %s\n", LastError(s).c_str());
     return 1;
   }
-  std::fprintf(stderr, "jetstream_bench: stream %s ready (R%d, file) after %.1f s\n", o.stream.c_str(), o.replicas,
+  std::fprintf(stderr, "jetstream_bench: stream %s ready (R%d, file, %d subject%s, %s consumer) after %.1f s\n",
+               o.stream.c_str(), o.replicas, o.subjects, o.subjects == 1 ? "" : "s", o.consumer.c_str(),
                static_cast<double>(MonoNanos() - setup_start) / 1e9);
+  const std::vector<std::string> subjects = o.PublishSubjects();
 
   std::vector<char> payload(static_cast<size_t>(o.size));
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
@@ -397,7 +450,7 @@ int Run(const Options& o) {
     }
     for (int stalled = 0;; ++stalled) {
       std::memcpy(payload.data(), &now, sizeof(now));
-      s = js_PublishAsync(ss.pub, o.subject.c_str(), payload.data(), o.size, nullptr);
+      s = js_PublishAsync(ss.pub, subjects[sent % subjects.size()].c_str(), payload.data(), o.size, nullptr);
       if (s != NATS_TIMEOUT) break;
       ++stalls;  // window full for StallWait (1 s without an ack): keep waiting, up to 30 s
       if (stalled >= 30) break;
@@ -445,17 +498,20 @@ int Run(const Options& o) {
   }
   std::fprintf(stderr,
                "jetstream_bench: sent %" PRIu64 " (%" PRIu64 " measured), acked %" PRIu64 ", delivered %" PRIu64
-               ", window stalls %" PRIu64 ", async client errors %" PRIu64 "\n",
-               sent, sent_measured, st.acks.load(), st.delivered.load(), stalls, st.async_errors.load());
+               ", window stalls %" PRIu64 ", async client errors %" PRIu64 ", ack send errors %" PRIu64 "\n",
+               sent, sent_measured, st.acks.load(), st.delivered.load(), stalls, st.async_errors.load(),
+               st.ack_send_errors.load());
 
   const double rps = static_cast<double>(st.acks_in_window.load()) / o.seconds;
   const double mbps = rps * o.size / 1e6;
+  const double consumed = static_cast<double>(st.delivered_in_window.load()) / o.seconds;
   std::printf(
-      "RESULT system=jetstream workload=%s size=%d records_per_s=%.0f mb_per_s=%.2f ack_p50_us=%.0f ack_p99_us=%.0f "
-      "ack_p999_us=%.0f e2e_p50_us=%.0f e2e_p99_us=%.0f e2e_p999_us=%.0f records_per_entry=0\n",
-      o.mode.c_str(), o.size, rps, mbps, st.ack_latency.QuantileMicros(0.50), st.ack_latency.QuantileMicros(0.99),
-      st.ack_latency.QuantileMicros(0.999), st.e2e_latency.QuantileMicros(0.50), st.e2e_latency.QuantileMicros(0.99),
-      st.e2e_latency.QuantileMicros(0.999));
+      "RESULT system=jetstream workload=%s size=%d records_per_s=%.0f mb_per_s=%.2f consumed_per_s=%.0f "
+      "ack_p50_us=%.0f ack_p99_us=%.0f ack_p999_us=%.0f e2e_p50_us=%.0f e2e_p99_us=%.0f e2e_p999_us=%.0f "
+      "records_per_entry=0\n",
+      o.mode.c_str(), o.size, rps, mbps, consumed, st.ack_latency.QuantileMicros(0.50),
+      st.ack_latency.QuantileMicros(0.99), st.ack_latency.QuantileMicros(0.999), st.e2e_latency.QuantileMicros(0.50),
+      st.e2e_latency.QuantileMicros(0.99), st.e2e_latency.QuantileMicros(0.999));
   std::fflush(stdout);
   return 0;
 }
@@ -484,7 +540,8 @@ int Usage(const char* why) {
                "usage: jetstream_bench --servers nats://H:P[,nats://H:P...] [--replicas 3]\n"
                "         [--mode throughput|rate] [--size 1024] [--window 1000] [--rate 5000]\n"
                "         [--seconds 10] [--warmup 1] [--setup-timeout 30] [--stream DLOGBENCH]\n"
-               "         [--subject dlogbench.log] [--max-bytes 2147483648] [--keep-stream]\n",
+               "         [--subject dlogbench.log] [--max-bytes 2147483648] [--keep-stream]\n"
+               "         [--subjects 1] [--consumer ordered|durable] [--max-ack-pending 16000]\n",
                why);
   return 2;
 }
@@ -546,6 +603,15 @@ int main(int argc, char** argv) {
     } else if (k == "--setup-timeout") {
       if (!ParseDouble(v, &d) || d <= 0) return bad();
       o.setup_timeout = d;
+    } else if (k == "--subjects") {
+      if (!ParseInt(v, &n) || n < 1 || n > 4096) return bad();
+      o.subjects = static_cast<int>(n);
+    } else if (k == "--consumer") {
+      if (v != "ordered" && v != "durable") return bad();
+      o.consumer = v;
+    } else if (k == "--max-ack-pending") {
+      if (!ParseInt(v, &n) || n < 1) return bad();
+      o.max_ack_pending = n;
     } else if (k == "--max-bytes") {
       if (!ParseInt(v, &n) || n < (1 << 20)) return bad();
       o.max_bytes = n;

@@ -11,3 +11,5 @@ echo "== segment_bench (replicated E=3,Qw=3,Qa=2 vs E=Qw=Qa=1 on the same nodes,
 "$build/benchmarks/segment_bench" --window 1000 --seconds "$secs"
 echo "== log_vs_jetstream (log writer E=3,Qw=3,Qa=2 + ZooKeeper vs NATS JetStream R3; median of 3 alternating rounds) =="
 BENCH_SECONDS="$secs" bash benchmarks/log_vs_jetstream.sh "$build"
+echo "== pubsub_vs_jetstream (topic with 16 partitions, 1 KiB, 1 producer, 1 Failover consumer: broker + 3 logstores E=3,Qw=3,Qa=2 vs NATS JetStream R3, 16 subjects; median of 3 alternating rounds) =="
+BENCH_SECONDS="$secs" bash benchmarks/pubsub_vs_jetstream.sh "$build"

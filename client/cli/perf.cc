@@ -152,8 +152,8 @@ Result<int32_t> EnsureTopic(client::Client* c, const PerfArgs& a) {
   }
   auto n = c->GetPartitionCount(a.topic);
   if (n.ok() && a.partitions > 0 && *n != a.partitions) {
-    std::fprintf(stderr, "dlog perf: topic %s already exists with %d partition%s (not %d); using it\n",
-                 a.topic.c_str(), *n, *n == 1 ? "" : "s", a.partitions);
+    std::fprintf(stderr, "dlog perf: topic %s already exists with %d partition%s (not %d); using it\n", a.topic.c_str(),
+                 *n, *n == 1 ? "" : "s", a.partitions);
   }
   return n;
 }
@@ -282,6 +282,10 @@ int Run(Mode mode, const PerfArgs& a) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
+  // Declared before the clients: their callbacks use it until they are closed.
+  auto stats = std::make_unique<Stats>();
+  Stats* s = stats.get();
+
   // Producers share one client (one loop thread); consumers get their own so
   // that receiving does not compete with sending on one loop.
   auto pclient = NewClient(a);
@@ -297,9 +301,6 @@ int Run(Mode mode, const PerfArgs& a) {
   auto partitions = EnsureTopic(pclient->get(), a);
   if (!partitions.ok()) return Fail(what, Describe(partitions.status(), a));
 
-  auto stats = std::make_unique<Stats>();
-  Stats* s = stats.get();
-
   // Consumers first: in pubsub mode they see every message produced.
   std::vector<client::Consumer> consumers;
   if (mode != Mode::kProduce) {
@@ -311,7 +312,9 @@ int Run(Mode mode, const PerfArgs& a) {
       cc.initial_position =
           a.position == "earliest" ? client::InitialPosition::kEarliest : client::InitialPosition::kLatest;
       cc.receiver_queue_size = a.receiver_queue_size;
-      cc.message_listener = [s, by_send](client::Consumer& c, const client::Message& m) { OnMessage(s, by_send, c, m); };
+      cc.message_listener = [s, by_send](client::Consumer& c, const client::Message& m) {
+        OnMessage(s, by_send, c, m);
+      };
       auto c = cclient->Subscribe(a.topic, a.subscription, cc);
       if (!c.ok()) return Fail(what, "subscribing consumer " + std::to_string(i) + ": " + Describe(c.status(), a));
       consumers.push_back(*c);
@@ -338,24 +341,23 @@ int Run(Mode mode, const PerfArgs& a) {
   std::fprintf(stderr, "dlog perf %s: %s (%d partition%s)", ModeName(mode), a.topic.c_str(), *partitions,
                *partitions == 1 ? "" : "s");
   if (mode != Mode::kConsume) {
-    std::fprintf(stderr, ", %d producer%s, %d-byte messages, %s, batching %s", a.producers,
-                 a.producers == 1 ? "" : "s", a.size, rate_text.c_str(),
-                 a.disable_batching ? "off"
-                                    : (std::to_string(a.batch_max_messages) + " msgs/" +
-                                       std::to_string(a.batch_max_bytes) + " B/" + std::to_string(a.batch_delay_ms) +
-                                       " ms")
-                                          .c_str());
+    std::fprintf(stderr, ", %d producer%s, %d-byte messages, %s, batching %s", a.producers, a.producers == 1 ? "" : "s",
+                 a.size, rate_text.c_str(),
+                 a.disable_batching
+                     ? "off"
+                     : (std::to_string(a.batch_max_messages) + " msgs/" + std::to_string(a.batch_max_bytes) + " B/" +
+                        std::to_string(a.batch_delay_ms) + " ms")
+                           .c_str());
   }
   if (mode != Mode::kProduce) {
-    std::fprintf(stderr, ", %d consumer%s on %s (%s)", a.consumers, a.consumers == 1 ? "" : "s",
-                 a.subscription.c_str(), a.sub_type.c_str());
+    std::fprintf(stderr, ", %d consumer%s on %s (%s)", a.consumers, a.consumers == 1 ? "" : "s", a.subscription.c_str(),
+                 a.sub_type.c_str());
   }
   std::fprintf(stderr, "\n");
 
   const int64_t start = MonoNanos();
   const int64_t window_start = start + static_cast<int64_t>(a.warmup_s * 1e9);
-  const int64_t window_end =
-      a.duration_s > 0 ? window_start + static_cast<int64_t>(a.duration_s * 1e9) : INT64_MAX;
+  const int64_t window_end = a.duration_s > 0 ? window_start + static_cast<int64_t>(a.duration_s * 1e9) : INT64_MAX;
   s->window_end.store(window_end);
   s->window_start.store(window_start);
   s->run_start.store(start);
@@ -436,7 +438,8 @@ int Run(Mode mode, const PerfArgs& a) {
   const double pub_rate = static_cast<double>(s->acked_in_window.load()) / measured_s;
   const double recv_rate = static_cast<double>(s->received_in_window.load()) / measured_s;
   const uint64_t batches = s->batches_measured.load();
-  const double per_batch = batches > 0 ? static_cast<double>(s->acked_measured.load()) / static_cast<double>(batches) : 0;
+  const double per_batch =
+      batches > 0 ? static_cast<double>(s->acked_measured.load()) / static_cast<double>(batches) : 0;
   if (mode != Mode::kConsume) {
     std::printf("published: %" PRIu64 " sent, %" PRIu64 " acknowledged, %" PRIu64
                 " failed; in the window %.1f msg/s, %.2f MB/s, %.1f msgs/batch\n",
@@ -466,21 +469,21 @@ int Run(Mode mode, const PerfArgs& a) {
                  what.c_str(), static_cast<double>(max_behind) / 1e6, a.rate);
   }
   if (a.result_line) {
-    std::printf("RESULT system=dlog workload=%s size=%d records_per_s=%.0f mb_per_s=%.2f consumed_per_s=%.0f "
-                "ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " ack_p999_us=%" PRIu64 " e2e_p50_us=%" PRIu64
-                " e2e_p99_us=%" PRIu64 " e2e_p999_us=%" PRIu64 " msgs_per_batch=%.1f\n",
-                a.rate > 0 ? "rate" : "throughput", a.size, mode == Mode::kConsume ? recv_rate : pub_rate,
-                (mode == Mode::kConsume ? recv_rate : pub_rate) * a.size / 1e6, recv_rate,
-                s->pub_total.Percentile(0.5), s->pub_total.Percentile(0.99), s->pub_total.Percentile(0.999),
-                s->e2e_total.Percentile(0.5), s->e2e_total.Percentile(0.99), s->e2e_total.Percentile(0.999),
-                per_batch);
+    std::printf(
+        "RESULT system=dlog workload=%s size=%d records_per_s=%.0f mb_per_s=%.2f consumed_per_s=%.0f "
+        "ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " ack_p999_us=%" PRIu64 " e2e_p50_us=%" PRIu64
+        " e2e_p99_us=%" PRIu64 " e2e_p999_us=%" PRIu64 " msgs_per_batch=%.1f\n",
+        a.rate > 0 ? "rate" : "throughput", a.size, mode == Mode::kConsume ? recv_rate : pub_rate,
+        (mode == Mode::kConsume ? recv_rate : pub_rate) * a.size / 1e6, recv_rate, s->pub_total.Percentile(0.5),
+        s->pub_total.Percentile(0.99), s->pub_total.Percentile(0.999), s->e2e_total.Percentile(0.5),
+        s->e2e_total.Percentile(0.99), s->e2e_total.Percentile(0.999), per_batch);
   }
   std::fflush(stdout);
 
   const Status first = s->FirstError();
   if (!first.ok()) {
-    return Fail(what, std::to_string(s->failed.load()) + " message(s) not acknowledged; first error: " +
-                          Describe(first, a));
+    return Fail(what,
+                std::to_string(s->failed.load()) + " message(s) not acknowledged; first error: " + Describe(first, a));
   }
   if (!flushed.ok()) return Fail(what, "flush: " + Describe(flushed, a));
   return 0;
@@ -563,8 +566,9 @@ void AddPerfCommands(CLI::App* app, PerfArgs* a) {
   common(a->pubsub);
   produce_opts(a->pubsub);
   consume_opts(a->pubsub);
-  a->pubsub->add_option("--drain-timeout", a->drain_timeout_s,
-                        "After producing, seconds to wait for the consumers to receive every measured message")
+  a->pubsub
+      ->add_option("--drain-timeout", a->drain_timeout_s,
+                   "After producing, seconds to wait for the consumers to receive every measured message")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
 }
