@@ -154,6 +154,7 @@ class Subscription {
   void SendTo(ConsumerH* c, const RecordInfo& r, int32_t redelivery_count, const std::vector<uint64_t>& acked_bits,
               int32_t acked_count);
   void ToReplay(int64_t seq, Pending&& p, bool count_redelivery);
+  void RedeliverAllOf(ConsumerH* c);  // every pending record of c goes back for redelivery
   void DropPending(std::map<int64_t, Pending>::iterator it);
   void UpdateActive();
   void RebuildRing();

@@ -93,7 +93,7 @@ void Subscription::AddConsumer(std::shared_ptr<ConsumerH> c, proto::Subscription
   Pump();
 }
 
-void Subscription::RemoveConsumer(ConsumerH* c) {
+void Subscription::RedeliverAllOf(ConsumerH* c) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.consumer == c) {
       const int64_t seq = it->first;
@@ -104,6 +104,10 @@ void Subscription::RemoveConsumer(ConsumerH* c) {
       ++it;
     }
   }
+}
+
+void Subscription::RemoveConsumer(ConsumerH* c) {
+  RedeliverAllOf(c);
   for (auto it = hash_outstanding_.begin(); it != hash_outstanding_.end();) {
     it = it->second.first == c ? hash_outstanding_.erase(it) : std::next(it);
   }
@@ -143,16 +147,7 @@ void Subscription::UpdateActive() {
   if (want == was) return;
   if (was != nullptr) {
     was->active = false;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->second.consumer == was) {
-        const int64_t seq = it->first;
-        Pending p = std::move(it->second);
-        it = pending_.erase(it);
-        ToReplay(seq, std::move(p), true);
-      } else {
-        ++it;
-      }
-    }
+    RedeliverAllOf(was);
   }
   if (want != nullptr) want->active = true;
   if (type_ != proto::SUB_FAILOVER) return;
@@ -688,16 +683,7 @@ void Subscription::OnAck(ConsumerH* c, const proto::Ack& ack,
 
 void Subscription::OnRedeliver(ConsumerH* c, const proto::RedeliverUnacknowledged& r) {
   if (r.message_ids_size() == 0) {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->second.consumer == c) {
-        const int64_t seq = it->first;
-        Pending p = std::move(it->second);
-        it = pending_.erase(it);
-        ToReplay(seq, std::move(p), true);
-      } else {
-        ++it;
-      }
-    }
+    RedeliverAllOf(c);
   } else {
     for (const auto& id : r.message_ids()) {
       auto it = pending_.find(id.record_seq());
