@@ -48,6 +48,10 @@ struct BrokerOptions {
   int64_t max_unacked_per_consumer = 50000;
   int64_t dedup_snapshot_records = 1000;
   int64_t dedup_snapshot_ms = 10000;
+  // A producer name not connected for this long is forgotten by dedup (as
+  // Pulsar's producer inactivity timeout): its retries after that are new
+  // messages. Bounds the dedup state by the producers of the last hours.
+  int64_t dedup_inactivity_ms = 6 * 3600 * 1000;
   int64_t backlog_check_ms = 10000;  // backlog gauges; truncation of acked segments
   // Acked data (segments wholly behind every durable subscription's persisted
   // mark-delete position) is kept this long, then truncated (Pulsar's

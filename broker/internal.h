@@ -260,7 +260,8 @@ class Partition : public std::enable_shared_from_this<Partition> {
   struct DedupEntry {
     int64_t persisted = -1;  // highest sequence id stored
     proto::MessageIdData id;
-    int64_t pushed = -1;  // highest sequence id sent to the log
+    int64_t pushed = -1;         // highest sequence id sent to the log
+    int64_t last_active_ms = 0;  // monotonic: the last send or connect
   };
   struct InFlight {
     std::string producer_name;
@@ -290,6 +291,7 @@ class Partition : public std::enable_shared_from_this<Partition> {
   void MaybeSnapshotDedup(bool force);
   void NotifySubscriptions();
   void CheckBacklog();
+  void ExpireDedup();
   void WatchTopic();
 
   const std::shared_ptr<BrokerCtx> ctx_keep_;

@@ -215,6 +215,7 @@ void Partition::FinishLoad(Status st) {
   if (!st.ok()) return Fail(st);
   state_ = State::kReady;
   last_snapshot_ms_ = MonoMillis();
+  for (auto& [name, e] : dedup_) e.last_active_ms = last_snapshot_ms_;  // the inactivity clock starts now
   last_backlog_ms_ = MonoMillis();
   ctx_->probe->partitions_owned.fetch_add(1, std::memory_order_relaxed);
   DLOG_INFO << "broker: owns " << name_ << " (" << durable_end_ << " records, " << dedup_.size() << " producers known)";
@@ -321,6 +322,7 @@ Status Partition::AddProducer(const std::shared_ptr<ProducerH>& p, int64_t* last
   producers_[p->name] = p.get();
   auto d = dedup_.find(p->name);
   *last_sequence_id = d == dedup_.end() ? -1 : d->second.pushed;
+  if (d != dedup_.end()) d->second.last_active_ms = MonoMillis();
   ctx_->probe->producers.fetch_add(1, std::memory_order_relaxed);
   return Status::OK();
 }
@@ -390,6 +392,7 @@ void Partition::OnSend(ProducerH* p, const proto::Send& send, Slice payload) {
     return SendError(p->conn, p->id, send.sequence_id(), proto::SERVER_BAD_REQUEST, st.message());
   }
   DedupEntry& e = dedup_[p->name];
+  e.last_active_ms = MonoMillis();
   const int64_t first = meta.sequence_id();
   const int64_t highest = meta.highest_sequence_id();
   if (highest <= e.persisted) {
@@ -762,6 +765,20 @@ void Partition::SeqAtTime(int64_t ms, std::function<void(Result<int64_t>)> cb) {
 
 // ---- periodic ----
 
+void Partition::ExpireDedup() {
+  const int64_t now = MonoMillis();
+  for (auto it = dedup_.begin(); it != dedup_.end();) {
+    const DedupEntry& e = it->second;
+    const bool idle = e.last_active_ms != 0 && now - e.last_active_ms > ctx_->opts.dedup_inactivity_ms;
+    const bool in_flight = e.pushed > e.persisted;
+    if (idle && !in_flight && producers_.count(it->first) == 0) {
+      it = dedup_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Partition::Tick() {
   if (state_ != State::kReady) return;
   if (cursors_) {
@@ -774,6 +791,7 @@ void Partition::Tick() {
   if (now - last_backlog_ms_ >= ctx_->opts.backlog_check_ms) {
     last_backlog_ms_ = now;
     CheckBacklog();
+    ExpireDedup();
   }
   for (auto& [n, sub] : subs_) sub->Pump();
 }
