@@ -250,6 +250,19 @@ void ClientImpl::LookupOnce(const std::string& topic, int32_t partition, std::fu
   });
 }
 
+void ClientImpl::LookupAndConnect(const std::string& topic, int32_t partition, ConnCallback cb,
+                                  std::function<bool()> still_wanted) {
+  LookupOnce(topic, partition,
+             [this, cb = std::move(cb), still_wanted = std::move(still_wanted)](Result<std::string> addr) mutable {
+               if (still_wanted && !still_wanted()) return;
+               if (!addr.ok()) {
+                 cb(addr.status());
+                 return;
+               }
+               GetConnection(*addr, std::move(cb));
+             });
+}
+
 struct ClientImpl::RetryState {
   std::string topic;
   int32_t partition;
@@ -302,13 +315,7 @@ void ClientImpl::Attempt(std::shared_ptr<RetryState> st) {
     GetServiceConnection(send_on);
     return;
   }
-  LookupOnce(st->topic, st->partition, [this, send_on, finish](Result<std::string> addr) {
-    if (!addr.ok()) {
-      finish(addr.status());
-      return;
-    }
-    GetConnection(*addr, send_on);
-  });
+  LookupAndConnect(st->topic, st->partition, send_on);
 }
 
 void ClientImpl::GetPartitions(const std::string& topic, int64_t deadline_ms, std::function<void(Result<int32_t>)> cb) {
@@ -396,43 +403,72 @@ Status Unexpected(const char* what) {
   return Err(ClientErrc::kProtocolError, std::string("the broker answered ") + what + " with something else");
 }
 
+// A per-partition subscription call: SUBSCRIPTION_NOT_FOUND on some
+// partitions is fine, on all of them it is the answer.
+struct SubCallState {
+  int missing = 0;
+  int partitions = 0;
+};
+
+// One partition's answer to a subscription call.
+ClientImpl::ResponseCallback CountSubAnswer(std::shared_ptr<SubCallState> state, std::function<void(Status)> done) {
+  return [state = std::move(state), done = std::move(done)](Result<proto::BaseCommand> r) {
+    ++state->partitions;
+    if (r.status().Is(ClientErrc::kSubscriptionNotFound)) {
+      ++state->missing;
+      return done(Status::OK());
+    }
+    done(r.status());
+  };
+}
+
+// The outcome of a subscription call once every partition answered.
+std::function<void(Status)> FinishSubCall(std::shared_ptr<SubCallState> state, std::string topic, std::string sub,
+                                          std::function<void(Status)> cb) {
+  return [state = std::move(state), topic = std::move(topic), sub = std::move(sub), cb = std::move(cb)](Status st) {
+    if (st.ok() && state->partitions > 0 && state->missing == state->partitions) {
+      st = Err(ClientErrc::kSubscriptionNotFound, "subscription " + sub + " not found on " + topic);
+    }
+    cb(st);
+  };
+}
+
 }  // namespace
 
-void ClientImpl::CreateTopic(const std::string& topic, int32_t partitions, std::function<void(Status)> cb) {
-  if (Status st = ValidateTopic(topic); !st.ok()) return cb(st);
-  if (partitions < 1) return cb(Err(ClientErrc::kInvalidArgument, "a topic needs at least 1 partition"));
+void ClientImpl::AdminRequest(const std::string& topic, FillRequest fill, ResponseCallback cb) {
   const int64_t deadline = Deadline();
-  if (!Post([this, topic, partitions, deadline, cb]() mutable {
-        Request(
-            topic, -1,
-            [topic, partitions](proto::BaseCommand* cmd, uint64_t rid) {
-              auto* c = cmd->mutable_create_topic();
-              c->set_request_id(rid);
-              c->set_topic(topic);
-              c->set_partitions(partitions);
-            },
-            deadline, [cb = std::move(cb)](Result<proto::BaseCommand> r) { cb(r.status()); });
+  if (!Post([this, topic, fill = std::move(fill), deadline, cb]() mutable {
+        Request(topic, -1, std::move(fill), deadline, std::move(cb));
       })) {
     cb(Err(ClientErrc::kAlreadyClosed, "client closed"));
   }
 }
 
+void ClientImpl::CreateTopic(const std::string& topic, int32_t partitions, std::function<void(Status)> cb) {
+  if (Status st = ValidateTopic(topic); !st.ok()) return cb(st);
+  if (partitions < 1) return cb(Err(ClientErrc::kInvalidArgument, "a topic needs at least 1 partition"));
+  AdminRequest(
+      topic,
+      [topic, partitions](proto::BaseCommand* cmd, uint64_t rid) {
+        auto* c = cmd->mutable_create_topic();
+        c->set_request_id(rid);
+        c->set_topic(topic);
+        c->set_partitions(partitions);
+      },
+      [cb = std::move(cb)](Result<proto::BaseCommand> r) { cb(r.status()); });
+}
+
 void ClientImpl::DeleteTopic(const std::string& topic, bool force, std::function<void(Status)> cb) {
   if (Status st = ValidateTopic(topic); !st.ok()) return cb(st);
-  const int64_t deadline = Deadline();
-  if (!Post([this, topic, force, deadline, cb]() mutable {
-        Request(
-            topic, -1,
-            [topic, force](proto::BaseCommand* cmd, uint64_t rid) {
-              auto* c = cmd->mutable_delete_topic();
-              c->set_request_id(rid);
-              c->set_topic(topic);
-              c->set_force(force);
-            },
-            deadline, [cb = std::move(cb)](Result<proto::BaseCommand> r) { cb(r.status()); });
-      })) {
-    cb(Err(ClientErrc::kAlreadyClosed, "client closed"));
-  }
+  AdminRequest(
+      topic,
+      [topic, force](proto::BaseCommand* cmd, uint64_t rid) {
+        auto* c = cmd->mutable_delete_topic();
+        c->set_request_id(rid);
+        c->set_topic(topic);
+        c->set_force(force);
+      },
+      [cb = std::move(cb)](Result<proto::BaseCommand> r) { cb(r.status()); });
 }
 
 void ClientImpl::ListTopics(const std::string& ns, std::function<void(Result<std::vector<std::string>>)> cb) {
@@ -441,60 +477,48 @@ void ClientImpl::ListTopics(const std::string& ns, std::function<void(Result<std
       ns.find('/', slash + 1) != std::string::npos) {
     return cb(Err(ClientErrc::kInvalidArgument, "namespace '" + ns + "' must be tenant/namespace"));
   }
-  const int64_t deadline = Deadline();
-  if (!Post([this, ns, deadline, cb]() mutable {
-        Request(
-            "", -1,
-            [ns](proto::BaseCommand* cmd, uint64_t rid) {
-              cmd->mutable_list_topics()->set_request_id(rid);
-              cmd->mutable_list_topics()->set_namespace_name(ns);
-            },
-            deadline,
-            [cb = std::move(cb)](Result<proto::BaseCommand> r) {
-              if (!r.ok()) return cb(r.status());
-              if (!r->has_list_topics_response()) return cb(Unexpected("ListTopics"));
-              const auto& t = r->list_topics_response().topics();
-              cb(std::vector<std::string>(t.begin(), t.end()));
-            });
-      })) {
-    cb(Err(ClientErrc::kAlreadyClosed, "client closed"));
-  }
+  AdminRequest(
+      "",
+      [ns](proto::BaseCommand* cmd, uint64_t rid) {
+        cmd->mutable_list_topics()->set_request_id(rid);
+        cmd->mutable_list_topics()->set_namespace_name(ns);
+      },
+      [cb = std::move(cb)](Result<proto::BaseCommand> r) {
+        if (!r.ok()) return cb(r.status());
+        if (!r->has_list_topics_response()) return cb(Unexpected("ListTopics"));
+        const auto& t = r->list_topics_response().topics();
+        cb(std::vector<std::string>(t.begin(), t.end()));
+      });
 }
 
 void ClientImpl::TopicStatsOf(const std::string& topic, std::function<void(Result<TopicStats>)> cb) {
   if (Status st = ValidateTopic(topic); !st.ok()) return cb(st);
-  const int64_t deadline = Deadline();
-  if (!Post([this, topic, deadline, cb]() mutable {
-        Request(
-            topic, -1,
-            [topic](proto::BaseCommand* cmd, uint64_t rid) {
-              cmd->mutable_topic_stats()->set_request_id(rid);
-              cmd->mutable_topic_stats()->set_topic(topic);
-            },
-            deadline,
-            [topic, cb = std::move(cb)](Result<proto::BaseCommand> r) {
-              if (!r.ok()) return cb(r.status());
-              if (!r->has_topic_stats_response()) return cb(Unexpected("TopicStats"));
-              const auto& s = r->topic_stats_response();
-              TopicStats out;
-              out.topic = topic;
-              out.partitions = s.partitions();
-              for (const auto& p : s.stats()) {
-                PartitionStats ps;
-                ps.partition = p.partition();
-                ps.owner = p.owner();
-                ps.records = p.records();
-                ps.msg_in = p.msg_in();
-                ps.bytes_in = p.bytes_in();
-                ps.producers = p.producers();
-                for (const auto& sub : p.subscriptions()) ps.subscriptions.push_back(FromProto(sub, p.partition()));
-                out.partition_stats.push_back(std::move(ps));
-              }
-              cb(std::move(out));
-            });
-      })) {
-    cb(Err(ClientErrc::kAlreadyClosed, "client closed"));
-  }
+  AdminRequest(
+      topic,
+      [topic](proto::BaseCommand* cmd, uint64_t rid) {
+        cmd->mutable_topic_stats()->set_request_id(rid);
+        cmd->mutable_topic_stats()->set_topic(topic);
+      },
+      [topic, cb = std::move(cb)](Result<proto::BaseCommand> r) {
+        if (!r.ok()) return cb(r.status());
+        if (!r->has_topic_stats_response()) return cb(Unexpected("TopicStats"));
+        const auto& s = r->topic_stats_response();
+        TopicStats out;
+        out.topic = topic;
+        out.partitions = s.partitions();
+        for (const auto& p : s.stats()) {
+          PartitionStats ps;
+          ps.partition = p.partition();
+          ps.owner = p.owner();
+          ps.records = p.records();
+          ps.msg_in = p.msg_in();
+          ps.bytes_in = p.bytes_in();
+          ps.producers = p.producers();
+          for (const auto& sub : p.subscriptions()) ps.subscriptions.push_back(FromProto(sub, p.partition()));
+          out.partition_stats.push_back(std::move(ps));
+        }
+        cb(std::move(out));
+      });
 }
 
 void ClientImpl::ListSubscriptions(const std::string& topic,
@@ -536,15 +560,6 @@ void ClientImpl::ListSubscriptions(const std::string& topic,
   }
 }
 
-namespace {
-// Runs a per-partition subscription call; SUBSCRIPTION_NOT_FOUND on some
-// partitions is fine, on all of them it is the answer.
-struct SubCallState {
-  int missing = 0;
-  int partitions = 0;
-};
-}  // namespace
-
 void ClientImpl::ResetCursor(const std::string& topic, const std::string& sub, const CursorTarget& target,
                              std::function<void(Status)> cb) {
   if (Status st = ValidateTopic(topic); !st.ok()) return cb(st);
@@ -579,22 +594,9 @@ void ClientImpl::ResetCursor(const std::string& topic, const std::string& sub, c
                     break;
                 }
               },
-              deadline,
-              [state, done = std::move(done)](Result<proto::BaseCommand> r) {
-                ++state->partitions;
-                if (r.status().Is(ClientErrc::kSubscriptionNotFound)) {
-                  ++state->missing;
-                  return done(Status::OK());
-                }
-                done(r.status());
-              });
+              deadline, CountSubAnswer(state, std::move(done)));
         };
-        auto finish = [state, topic, sub, cb = std::move(cb)](Status st) {
-          if (st.ok() && state->partitions > 0 && state->missing == state->partitions) {
-            st = Err(ClientErrc::kSubscriptionNotFound, "subscription " + sub + " not found on " + topic);
-          }
-          cb(st);
-        };
+        auto finish = FinishSubCall(state, topic, sub, std::move(cb));
         if (target.kind == CursorTarget::Kind::kMessageId) {
           one(target.message_id.partition(), finish);
         } else {
@@ -623,22 +625,9 @@ void ClientImpl::DeleteSubscription(const std::string& topic, const std::string&
                     c->set_partition(p);
                     c->set_subscription(sub);
                   },
-                  deadline,
-                  [state, done = std::move(done)](Result<proto::BaseCommand> r) {
-                    ++state->partitions;
-                    if (r.status().Is(ClientErrc::kSubscriptionNotFound)) {
-                      ++state->missing;
-                      return done(Status::OK());
-                    }
-                    done(r.status());
-                  });
+                  deadline, CountSubAnswer(state, std::move(done)));
             },
-            [state, topic, sub, cb = std::move(cb)](Status st) {
-              if (st.ok() && state->partitions > 0 && state->missing == state->partitions) {
-                st = Err(ClientErrc::kSubscriptionNotFound, "subscription " + sub + " not found on " + topic);
-              }
-              cb(st);
-            });
+            FinishSubCall(state, topic, sub, std::move(cb)));
       })) {
     cb(Err(ClientErrc::kAlreadyClosed, "client closed"));
   }

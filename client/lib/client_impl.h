@@ -38,6 +38,17 @@ Result<sockaddr_in> ParseBrokerAddress(const std::string& address);
 // Checks a topic name "tenant/namespace/topic".
 Status ValidateTopic(const std::string& topic);
 
+// For the callbacks of one attempt (epoch) of a PartitionProducer's or
+// PartitionConsumer's connection: locks `owner` into *hold and returns its
+// partition `idx` if that partition is still in attempt `epoch`; null if the
+// owner is gone or a later attempt began.
+template <class Owner>
+auto CurrentAttempt(const std::weak_ptr<Owner>& owner, int32_t idx, uint64_t epoch, std::shared_ptr<Owner>* hold) {
+  *hold = owner.lock();
+  auto* part = *hold ? (*hold)->part(idx) : nullptr;
+  return part != nullptr && part->epoch() == epoch ? part : nullptr;
+}
+
 class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
  public:
   using ConnCallback = std::function<void(Result<std::shared_ptr<BrokerConnection>>)>;
@@ -67,6 +78,12 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   void GetServiceConnection(ConnCallback cb);
   // The owner's address of (topic, partition): one attempt, no retries.
   void LookupOnce(const std::string& topic, int32_t partition, std::function<void(Result<std::string>)> cb);
+  // LookupOnce, then GetConnection to the owner: one attempt each; `cb` gets
+  // the connection or the first error. A `still_wanted` given is asked when
+  // the lookup answers: if it says false, the chain stops there (no
+  // connection, `cb` not called).
+  void LookupAndConnect(const std::string& topic, int32_t partition, ConnCallback cb,
+                        std::function<bool()> still_wanted = nullptr);
   // One request to any broker (partition < 0) or to the partition's owner,
   // retried until `deadline_ms`.
   void Request(const std::string& topic, int32_t partition, FillRequest fill, int64_t deadline_ms, ResponseCallback cb);
@@ -98,6 +115,9 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
  private:
   struct RetryState;
   void Attempt(std::shared_ptr<RetryState> st);
+  // Posts one request to any broker (`topic` may be empty), retried until
+  // the operation timeout; `cb` gets kAlreadyClosed at once if the client is closed.
+  void AdminRequest(const std::string& topic, FillRequest fill, ResponseCallback cb);
   // Runs `per_partition(p, done)` for every partition of `topic`, then `cb`
   // with the first error.
   void ForEachPartition(const std::string& topic, int64_t deadline,
@@ -121,5 +141,35 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   std::vector<std::shared_ptr<ConsumerImpl>> consumers_;
   std::mt19937_64 rng_;
 };
+
+// The connection of attempt `epoch` of partition `idx` of `owner` (a
+// ProducerImpl or ConsumerImpl): LookupAndConnect, then
+// `on_conn(part, connection or first error)` while that attempt is current;
+// nothing once the owner is gone or a later attempt began.
+template <class Owner, class OnConnection>
+void ConnectAttempt(ClientImpl* client, const std::weak_ptr<Owner>& owner, int32_t idx, uint64_t epoch,
+                    const std::string& topic, int32_t partition, OnConnection on_conn) {
+  client->LookupAndConnect(
+      topic, partition,
+      [owner, idx, epoch, on_conn = std::move(on_conn)](Result<std::shared_ptr<BrokerConnection>> c) {
+        std::shared_ptr<Owner> hold;
+        if (auto* part = CurrentAttempt(owner, idx, epoch, &hold)) on_conn(part, std::move(c));
+      },
+      [owner, idx, epoch] {
+        std::shared_ptr<Owner> hold;
+        return CurrentAttempt(owner, idx, epoch, &hold) != nullptr;
+      });
+}
+
+// Connect() on partition `idx` of `owner` after `delay_ms`, if attempt
+// `epoch` is still current then.
+template <class Owner>
+void ReconnectLater(ClientImpl* client, const std::weak_ptr<Owner>& owner, int32_t idx, uint64_t epoch,
+                    int64_t delay_ms) {
+  client->timers().Schedule(delay_ms, [owner, idx, epoch] {
+    std::shared_ptr<Owner> hold;
+    if (auto* part = CurrentAttempt(owner, idx, epoch, &hold)) part->Connect();
+  });
+}
 
 }  // namespace dlog::client

@@ -46,29 +46,14 @@ void PartitionConsumer::Connect() {
   if (state_ == State::kClosed || state_ == State::kFailed) return;
   state_ = State::kConnecting;
   const uint64_t e = ++epoch_;
-  std::weak_ptr<ConsumerImpl> weak = parent_->weak_from_this();
-  const int32_t idx = idx_;
-  client_->LookupOnce(parent_->topic(), partition_, [weak, idx, e](Result<std::string> addr) {
-    auto p = weak.lock();
-    if (!p) return;
-    PartitionConsumer* self = p->part(idx);
-    if (self->epoch_ != e) return;
-    if (!addr.ok()) {
-      self->Disconnected(addr.status());
-      return;
-    }
-    self->client_->GetConnection(*addr, [weak, idx, e](Result<std::shared_ptr<BrokerConnection>> c) {
-      auto p2 = weak.lock();
-      if (!p2) return;
-      PartitionConsumer* s = p2->part(idx);
-      if (s->epoch_ != e) return;
-      if (!c.ok()) {
-        s->Disconnected(c.status());
-        return;
-      }
-      s->Subscribe(std::move(c).value(), e);
-    });
-  });
+  ConnectAttempt(client_, parent_->weak_from_this(), idx_, e, parent_->topic(), partition_,
+                 [e](PartitionConsumer* self, Result<std::shared_ptr<BrokerConnection>> c) {
+                   if (!c.ok()) {
+                     self->Disconnected(c.status());
+                     return;
+                   }
+                   self->Subscribe(std::move(c).value(), e);
+                 });
 }
 
 void PartitionConsumer::Subscribe(std::shared_ptr<BrokerConnection> conn, uint64_t e) {
@@ -85,10 +70,9 @@ void PartitionConsumer::Subscribe(std::shared_ptr<BrokerConnection> conn, uint64
   std::weak_ptr<ConsumerImpl> weak = parent_->weak_from_this();
   const int32_t idx = idx_;
   conn_->SendRequest(rid, cmd, client_->config().operation_timeout_ms, [weak, idx, e](Result<proto::BaseCommand> r) {
-    auto p = weak.lock();
-    if (!p) return;
-    PartitionConsumer* self = p->part(idx);
-    if (self->epoch_ != e) return;
+    std::shared_ptr<ConsumerImpl> p;
+    PartitionConsumer* self = CurrentAttempt(weak, idx, e, &p);
+    if (self == nullptr) return;
     if (!r.ok()) {
       const Status st = r.status();
       // After creation a busy subscription is usually our own previous session, not yet gone.
@@ -112,14 +96,18 @@ void PartitionConsumer::Subscribe(std::shared_ptr<BrokerConnection> conn, uint64
   });
 }
 
-void PartitionConsumer::Disconnected(const Status& why) {
-  if (state_ == State::kClosed || state_ == State::kFailed) return;
+void PartitionConsumer::Detach() {
   ++epoch_;
   if (state_ == State::kReady) parent_->OnReadyChanged(-1);
   if (conn_) {
     conn_->RemoveConsumer(consumer_id_);
     conn_.reset();
   }
+}
+
+void PartitionConsumer::Disconnected(const Status& why) {
+  if (state_ == State::kClosed || state_ == State::kFailed) return;
+  Detach();
   state_ = State::kConnecting;
   const int64_t delay = client_->Backoff(++attempt_);
   if (!created_ && MonoMillis() + delay >= parent_->create_deadline()) {
@@ -132,25 +120,12 @@ void PartitionConsumer::Disconnected(const Status& why) {
   }
   DLOG_DEBUG << "consumer " << parent_->topic() << "-" << partition_ << " reconnects in " << delay
              << " ms: " << why.ToString();
-  std::weak_ptr<ConsumerImpl> weak = parent_->weak_from_this();
-  const int32_t idx = idx_;
-  const uint64_t e = epoch_;
-  client_->timers().Schedule(delay, [weak, idx, e] {
-    auto p = weak.lock();
-    if (!p) return;
-    PartitionConsumer* self = p->part(idx);
-    if (self->epoch_ == e) self->Connect();
-  });
+  ReconnectLater(client_, parent_->weak_from_this(), idx_, epoch_, delay);
 }
 
 void PartitionConsumer::Fatal(const Status& st) {
   if (state_ == State::kClosed || state_ == State::kFailed) return;
-  ++epoch_;
-  if (state_ == State::kReady) parent_->OnReadyChanged(-1);
-  if (conn_) {
-    conn_->RemoveConsumer(consumer_id_);
-    conn_.reset();
-  }
+  Detach();
   state_ = State::kFailed;
   if (!created_) {
     parent_->OnPartitionCreated(idx_, st);
@@ -204,13 +179,8 @@ void PartitionConsumer::CloseOnBroker(std::function<void()> done) {
 
 void PartitionConsumer::MarkClosed() {
   if (state_ == State::kClosed) return;
-  ++epoch_;
-  if (state_ == State::kReady) parent_->OnReadyChanged(-1);
+  Detach();
   state_ = State::kClosed;
-  if (conn_) {
-    conn_->RemoveConsumer(consumer_id_);
-    conn_.reset();
-  }
 }
 
 void PartitionConsumer::OnCommand(BrokerConnection* conn, const proto::BaseCommand& cmd, const Slice& payload) {

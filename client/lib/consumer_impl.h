@@ -57,6 +57,8 @@ class PartitionConsumer final : public BrokerConnection::Listener {
   void Subscribe(std::shared_ptr<BrokerConnection> conn, uint64_t epoch);
   void Disconnected(const Status& why);
   void Fatal(const Status& st);
+  // Ends the current attempt: a new epoch, no longer ready, off its connection.
+  void Detach();
 
   ConsumerImpl* const parent_;
   ClientImpl* const client_;

@@ -40,29 +40,14 @@ void PartitionProducer::Connect() {
   if (state_ == State::kClosed || state_ == State::kFailed) return;
   state_ = State::kConnecting;
   const uint64_t e = ++epoch_;
-  std::weak_ptr<ProducerImpl> weak = parent_->weak_from_this();
-  const int32_t idx = partition_;
-  client_->LookupOnce(parent_->topic(), partition_, [weak, idx, e](Result<std::string> addr) {
-    auto p = weak.lock();
-    if (!p) return;
-    PartitionProducer* self = p->part(idx);
-    if (self->epoch_ != e) return;
-    if (!addr.ok()) {
-      self->Disconnected(addr.status());
-      return;
-    }
-    self->client_->GetConnection(*addr, [weak, idx, e](Result<std::shared_ptr<BrokerConnection>> c) {
-      auto p2 = weak.lock();
-      if (!p2) return;
-      PartitionProducer* s = p2->part(idx);
-      if (s->epoch_ != e) return;
-      if (!c.ok()) {
-        s->Disconnected(c.status());
-        return;
-      }
-      s->Register(std::move(c).value(), e);
-    });
-  });
+  ConnectAttempt(client_, parent_->weak_from_this(), partition_, e, parent_->topic(), partition_,
+                 [e](PartitionProducer* self, Result<std::shared_ptr<BrokerConnection>> c) {
+                   if (!c.ok()) {
+                     self->Disconnected(c.status());
+                     return;
+                   }
+                   self->Register(std::move(c).value(), e);
+                 });
 }
 
 void PartitionProducer::Register(std::shared_ptr<BrokerConnection> conn, uint64_t e) {
@@ -80,10 +65,9 @@ void PartitionProducer::Register(std::shared_ptr<BrokerConnection> conn, uint64_
   std::weak_ptr<ProducerImpl> weak = parent_->weak_from_this();
   const int32_t idx = partition_;
   conn_->SendRequest(rid, cmd, client_->config().operation_timeout_ms, [weak, idx, e](Result<proto::BaseCommand> r) {
-    auto pi = weak.lock();
-    if (!pi) return;
-    PartitionProducer* self = pi->part(idx);
-    if (self->epoch_ != e) return;
+    std::shared_ptr<ProducerImpl> pi;
+    PartitionProducer* self = CurrentAttempt(weak, idx, e, &pi);
+    if (self == nullptr) return;
     if (r.ok() && !r->has_producer_success()) {
       r = Err(ClientErrc::kProtocolError, "the broker answered Producer with something else");
     }
@@ -114,14 +98,18 @@ void PartitionProducer::OnRegistered(const proto::ProducerSuccess& ps) {
   }
 }
 
-void PartitionProducer::Disconnected(const Status& why) {
-  if (state_ == State::kClosed || state_ == State::kFailed) return;
+void PartitionProducer::Detach() {
   ++epoch_;
   if (state_ == State::kReady) parent_->OnReadyChanged(-1);
   if (conn_) {
     conn_->RemoveProducer(producer_id_);
     conn_.reset();
   }
+}
+
+void PartitionProducer::Disconnected(const Status& why) {
+  if (state_ == State::kClosed || state_ == State::kFailed) return;
+  Detach();
   state_ = State::kConnecting;
   last_error_ = why;
   ScheduleReconnect(why);
@@ -139,25 +127,12 @@ void PartitionProducer::ScheduleReconnect(const Status& why) {
   }
   DLOG_DEBUG << "producer " << parent_->topic() << "-" << partition_ << " reconnects in " << delay
              << " ms: " << why.ToString();
-  std::weak_ptr<ProducerImpl> weak = parent_->weak_from_this();
-  const int32_t idx = partition_;
-  const uint64_t e = epoch_;
-  client_->timers().Schedule(delay, [weak, idx, e] {
-    auto p = weak.lock();
-    if (!p) return;
-    PartitionProducer* self = p->part(idx);
-    if (self->epoch_ == e) self->Connect();
-  });
+  ReconnectLater(client_, parent_->weak_from_this(), partition_, epoch_, delay);
 }
 
 void PartitionProducer::Fatal(const Status& st) {
   if (state_ == State::kClosed || state_ == State::kFailed) return;
-  ++epoch_;
-  if (state_ == State::kReady) parent_->OnReadyChanged(-1);
-  if (conn_) {
-    conn_->RemoveProducer(producer_id_);
-    conn_.reset();
-  }
+  Detach();
   state_ = State::kFailed;
   fatal_ = st;
   if (!created_) {

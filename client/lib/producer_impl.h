@@ -48,6 +48,7 @@ class PartitionProducer final : public BrokerConnection::Listener {
   int64_t completed_seq() const { return completed_seq_; }
   int64_t acked_seq() const { return acked_seq_; }
   bool ready() const { return state_ == State::kReady; }
+  uint64_t epoch() const { return epoch_; }
   size_t pending_ops() const { return pending_.size(); }
   const std::string& name() const { return name_; }
 
@@ -72,6 +73,8 @@ class PartitionProducer final : public BrokerConnection::Listener {
   void SendOp(const Op& op);
   void CompleteFront(const proto::SendReceipt* receipt, const Status& error);
   void Fatal(const Status& st);
+  // Ends the current attempt: a new epoch, no longer ready, off its connection.
+  void Detach();
 
   ProducerImpl* const parent_;
   ClientImpl* const client_;
