@@ -52,6 +52,7 @@ struct ConsumerH {
   int32_t priority = 0;
   uint64_t order = 0;  // arrival order within the subscription
   int64_t permits = 0;
+  int64_t window = 0;   // the most permits it ever had at once (its receiver queue)
   int64_t unacked = 0;  // messages sent and not acked / redelivered
   bool active = false;  // Exclusive / Failover: this one receives
   bool closed = false;
@@ -149,8 +150,9 @@ class Subscription {
   void DisconnectConsumers();
   bool NextFresh(RecordInfo* out);
   void StartRead();
-  ConsumerH* Choose(const RecordInfo& r);
-  bool CanTake(const ConsumerH* c) const;
+  ConsumerH* Choose(const RecordInfo& r, int32_t need);
+  bool CanTake(const ConsumerH* c) const;                // not closed, a permit, under the unacked bound
+  bool CanTake(const ConsumerH* c, int32_t need) const;  // and permits for `need` messages
   void SendTo(ConsumerH* c, const RecordInfo& r, int32_t redelivery_count, const std::vector<uint64_t>& acked_bits,
               int32_t acked_count);
   void ToReplay(int64_t seq, Pending&& p, bool count_redelivery);

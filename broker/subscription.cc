@@ -181,24 +181,34 @@ ConsumerH* Subscription::KeyOwner(uint32_t hash) const {
   return it->second;
 }
 
+// Permits: a record goes only when the consumer has permits for all its
+// (unacked) messages, except a batch larger than the largest window the
+// consumer ever granted, which could never fit: it goes once the whole
+// window is free (the one case where a consumer gets more than it asked
+// for, by that one batch).
+bool Subscription::CanTake(const ConsumerH* c, int32_t need) const {
+  if (c == nullptr || c->permits < std::min<int64_t>(need, std::max<int64_t>(1, c->window))) return false;
+  return CanTake(c);
+}
+
 bool Subscription::CanTake(const ConsumerH* c) const {
   // Readers (non-durable) never ack: only permits bound what they get.
   const int64_t max_unacked = cursor_ != nullptr ? part_->ctx()->opts.max_unacked_per_consumer : 0;
   return c != nullptr && !c->closed && c->permits > 0 && (max_unacked <= 0 || c->unacked < max_unacked);
 }
 
-ConsumerH* Subscription::Choose(const RecordInfo& r) {
+ConsumerH* Subscription::Choose(const RecordInfo& r, int32_t need) {
   switch (type_) {
     case proto::SUB_EXCLUSIVE:
     case proto::SUB_FAILOVER:
       for (auto& c : consumers_) {
-        if (c->active) return CanTake(c.get()) ? c.get() : nullptr;
+        if (c->active) return CanTake(c.get(), need) ? c.get() : nullptr;
       }
       return nullptr;
     case proto::SUB_SHARED:
       for (size_t i = 0; i < consumers_.size(); ++i) {
         ConsumerH* c = consumers_[(rr_ + i) % consumers_.size()].get();
-        if (CanTake(c)) {
+        if (CanTake(c, need)) {
           rr_ = (rr_ + i + 1) % consumers_.size();
           return c;
         }
@@ -206,7 +216,7 @@ ConsumerH* Subscription::Choose(const RecordInfo& r) {
       return nullptr;
     case proto::SUB_KEY_SHARED: {
       ConsumerH* c = KeyOwner(r.key_hash);
-      if (!CanTake(c)) return nullptr;
+      if (!CanTake(c, need)) return nullptr;
       // Draining hashes: messages of this hash still outstanding at another
       // consumer hold it back until they are acked or redelivered.
       auto it = hash_outstanding_.find(r.key_hash);
@@ -371,7 +381,7 @@ void Subscription::DispatchWork() {
     if (!stop) {
       const bool key_held = type_ == proto::SUB_KEY_SHARED &&
                             std::find(held_hashes.begin(), held_hashes.end(), rec->key_hash) != held_hashes.end();
-      if (!key_held) c = Choose(*rec);
+      if (!key_held) c = Choose(*rec, std::max(1, rec->num_messages - CountBits(bits, rec->num_messages)));
     }
     if (c == nullptr) {
       if (type_ == proto::SUB_KEY_SHARED) {
@@ -560,6 +570,7 @@ void Subscription::ToReplay(int64_t seq, Pending&& p, bool count_redelivery) {
 
 void Subscription::OnFlow(ConsumerH* c, uint32_t permits) {
   c->permits = std::min(kMaxPermits, c->permits + static_cast<int64_t>(permits));
+  c->window = std::max(c->window, c->permits);
   Pump();
 }
 
