@@ -24,20 +24,39 @@ using log::SegmentInfo;
 enum class StoreKind { kEmbedded, kZooKeeper };
 
 // One ZooKeeper server for the whole binary (started on first use); each test
-// gets its own namespace, nodes and sessions.
-ZkServer* SharedZk() {
-  static ZkServer* zk = [] {
-    if (!ZkServer::Available()) return static_cast<ZkServer*>(nullptr);
-    auto* z = new ZkServer(200);
-    if (!z->Start()) {
-      std::fprintf(stderr, "ZooKeeper did not start: %s\n", z->Log().c_str());
-      delete z;
-      return static_cast<ZkServer*>(nullptr);
-    }
-    return z;
-  }();
+// gets its own namespace, nodes and sessions. A global test environment stops
+// it when the tests are done, so no server outlives the binary.
+ZkServer*& SharedZkSlot() {
+  static ZkServer* zk = nullptr;
   return zk;
 }
+
+ZkServer* SharedZk() {
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    if (ZkServer::Available()) {
+      auto* z = new ZkServer(200);
+      if (z->Start()) {
+        SharedZkSlot() = z;
+      } else {
+        std::fprintf(stderr, "ZooKeeper did not start: %s\n", z->Log().c_str());
+        delete z;
+      }
+    }
+  }
+  return SharedZkSlot();
+}
+
+class SharedZkCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    delete SharedZkSlot();
+    SharedZkSlot() = nullptr;
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kSharedZkCleanup =
+    ::testing::AddGlobalTestEnvironment(new SharedZkCleanup);
 
 class LogTest : public ::testing::TestWithParam<StoreKind> {
  protected:
