@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "broker/broker_probe.h"
 #include "common/config.h"
 #include "common/status.h"
-#include "broker/broker_probe.h"
 #include "logstore/node/probe.h"
 #include "server/log_service_probe.h"
 

@@ -37,8 +37,10 @@ class Standalone {
 
   bool Start(std::vector<std::string> extra, bool metrics) {
     ProcessOptions o;
-    o.argv = {DlogdPath(), "standalone", "--data-dir",    dir_ + "/data",
-              "--listen",  service(),    "--node-listen", "127.0.0.1:" + std::to_string(node_port_),
+    o.argv = {DlogdPath(),       "standalone",
+              "--data-dir",      dir_ + "/data",
+              "--listen",        service(),
+              "--node-listen",   "127.0.0.1:" + std::to_string(node_port_),
               "--broker-listen", "127.0.0.1:" + std::to_string(broker_port_)};
     // Metrics only where a test looks at them: stopping the exposer takes a second.
     if (metrics)
